@@ -1,0 +1,201 @@
+"""Changes between two schemas, as a tagged union of small values.
+
+Additive changes carry the SQL that makes them; the others describe drift that tenantdb
+will not fix by itself (it never drops or rewrites what holds user data).
+"""
+
+from __future__ import annotations
+
+from schema_registry.model import Column, Index, Model, Table, Trigger, View
+from schema_registry.sqltext import quote
+
+
+class Change(Model, tag_field="kind"):
+    """One difference. `describe()` is the line for logs and the dry run."""
+
+    @property
+    def object(self) -> str:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+class CreateTable(Change, tag="create_table"):
+    table: Table
+
+    @property
+    def object(self) -> str:
+        return self.table.name
+
+    def sql(self) -> str:
+        return self.table.sql
+
+    def describe(self) -> str:
+        return f"create table {self.table.name} ({len(self.table.columns)} columns)"
+
+
+class AddColumn(Change, tag="add_column"):
+    table: str
+    column: Column
+
+    @property
+    def object(self) -> str:
+        return f"{self.table}.{self.column.name}"
+
+    def sql(self) -> str:
+        return f"ALTER TABLE {quote(self.table)} ADD COLUMN {self.column.sql}"
+
+    def describe(self) -> str:
+        return f"add column {self.object}: {self.column.sql}"
+
+
+class CreateIndex(Change, tag="create_index"):
+    index: Index
+
+    @property
+    def object(self) -> str:
+        return self.index.name
+
+    def sql(self) -> str:
+        return self.index.sql
+
+    def describe(self) -> str:
+        kind = "unique index" if self.index.unique else "index"
+        return f"create {kind} {self.index.name} on {self.index.table}"
+
+
+class CreateTrigger(Change, tag="create_trigger"):
+    trigger: Trigger
+
+    @property
+    def object(self) -> str:
+        return self.trigger.name
+
+    def sql(self) -> str:
+        return self.trigger.sql
+
+    def describe(self) -> str:
+        return f"create trigger {self.trigger.name} on {self.trigger.table}"
+
+
+class CreateView(Change, tag="create_view"):
+    view: View
+
+    @property
+    def object(self) -> str:
+        return self.view.name
+
+    def sql(self) -> str:
+        return self.view.sql
+
+    def describe(self) -> str:
+        return f"create view {self.view.name}"
+
+
+class AlterColumn(Change, tag="alter_column"):
+    table: str
+    expected: Column
+    actual: Column
+
+    @property
+    def object(self) -> str:
+        return f"{self.table}.{self.expected.name}"
+
+    def describe(self) -> str:
+        return (
+            f"column {self.object} differs: expected {_column_text(self.expected)}, "
+            f"found {_column_text(self.actual)}"
+        )
+
+
+class AlterTable(Change, tag="alter_table"):
+    table: str
+    detail: str
+
+    @property
+    def object(self) -> str:
+        return self.table
+
+    def describe(self) -> str:
+        return f"table {self.table} differs: {self.detail}"
+
+
+class ReplaceIndex(Change, tag="replace_index"):
+    expected: Index
+    actual: Index
+
+    @property
+    def object(self) -> str:
+        return self.expected.name
+
+    def describe(self) -> str:
+        return f"index {self.object} has another definition: {self.actual.sql}"
+
+
+class ReplaceTrigger(Change, tag="replace_trigger"):
+    expected: Trigger
+    actual: Trigger
+
+    @property
+    def object(self) -> str:
+        return self.expected.name
+
+    def describe(self) -> str:
+        return f"trigger {self.object} has another definition"
+
+
+class ReplaceView(Change, tag="replace_view"):
+    expected: View
+    actual: View
+
+    @property
+    def object(self) -> str:
+        return self.expected.name
+
+    def describe(self) -> str:
+        return f"view {self.object} has another definition"
+
+
+class Extra(Change, tag="extra"):
+    """An object the registry does not know. Reported, never dropped."""
+
+    type: str  # table, column, index, trigger, view
+    name: str
+
+    @property
+    def object(self) -> str:
+        return self.name
+
+    def describe(self) -> str:
+        return f"{self.type} {self.name} is not in the registry (kept)"
+
+
+Additive = CreateTable | AddColumn | CreateIndex | CreateTrigger | CreateView
+AnyChange = (
+    CreateTable
+    | AddColumn
+    | CreateIndex
+    | CreateTrigger
+    | CreateView
+    | AlterColumn
+    | AlterTable
+    | ReplaceIndex
+    | ReplaceTrigger
+    | ReplaceView
+    | Extra
+)
+ADDITIVE = (CreateTable, AddColumn, CreateIndex, CreateTrigger, CreateView)
+
+
+def _column_text(column: Column) -> str:
+    parts = [column.type or "(no type)"]
+    if column.primary_key:
+        parts.append("PRIMARY KEY")
+    if column.not_null:
+        parts.append("NOT NULL")
+    if column.default is not None:
+        parts.append(f"DEFAULT {column.default}")
+    if column.generated:
+        parts.append("GENERATED " + ("VIRTUAL" if column.hidden == 2 else "STORED"))
+    return " ".join(parts)

@@ -1,0 +1,45 @@
+"""The one async database interface every stage talks to.
+
+A local SQLite file and a namespace on a libSQL server both sit behind it, so
+introspection, planning and apply are written once. Adapters live in their own modules
+(sqlite_db here, the sqld one in the service).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+Value = None | int | float | str | bytes
+Row = tuple[Value, ...]
+
+
+class Session(Protocol):
+    """Somewhere statements can run: a connection, or one open transaction."""
+
+    async def fetch(self, sql: str, params: Sequence[Value] = ()) -> list[Row]:
+        """Run a statement and return every row."""
+        ...
+
+    async def execute(self, sql: str, params: Sequence[Value] = ()) -> None:
+        """Run a statement for its effect."""
+        ...
+
+
+class Transaction(Session, Protocol):
+    """A write transaction; it rolls back unless `commit` is called before it closes."""
+
+    async def commit(self) -> None: ...
+
+
+class Database(Session, Protocol):
+    """A whole database: reads outside transactions, writes inside one."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """BEGIN IMMEDIATE: take the write lock first so concurrent syncs serialise."""
+        ...
+
+    async def schema_cookie(self) -> int:
+        """PRAGMA schema_version: changes whenever the schema does."""
+        ...

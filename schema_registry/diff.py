@@ -1,0 +1,180 @@
+"""Compare two schemas. Pure and complete: every difference, additive or not.
+
+Deciding what may run is the planner's job (plan.py), so a policy change never touches
+the comparison. Comparisons are per object kind, one function each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from schema_registry.changes import (
+    AddColumn,
+    AlterColumn,
+    AlterTable,
+    AnyChange,
+    CreateIndex,
+    CreateTable,
+    CreateTrigger,
+    CreateView,
+    Extra,
+    ReplaceIndex,
+    ReplaceTrigger,
+    ReplaceView,
+)
+from schema_registry.model import Index, Named, Schema, Table, Trigger, View, by_name
+
+D = TypeVar("D", Index, Trigger, View)
+
+
+def diff(actual: Schema, expected: Schema) -> list[AnyChange]:
+    """What turns `actual` into `expected`: creates in dependency order, then the rest."""
+    return [
+        *_create_tables(actual, expected),
+        *_compare_tables(actual, expected),
+        *_compare_indexes(actual, expected),
+        *_compare_views(actual, expected),
+        *_compare_triggers(actual, expected),
+        *_extras(actual, expected),
+    ]
+
+
+def _create_tables(actual: Schema, expected: Schema) -> list[AnyChange]:
+    have = by_name(actual.tables)
+    missing = [t for t in expected.tables if t.name.lower() not in have]
+    return [CreateTable(table=t) for t in dependency_order(missing)]
+
+
+def dependency_order(tables: list[Table]) -> list[Table]:
+    """Parents before children (foreign keys); ties and cycles keep the registry's order."""
+    pending = {t.name.lower(): t for t in tables}
+    ordered: list[Table] = []
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        table = pending.get(name)
+        if table is None or name in visiting:
+            return  # created already, not being created, or a cycle (SQLite allows those)
+        visiting.add(name)
+        for parent in sorted(table.references()):
+            visit(parent)
+        visiting.discard(name)
+        if name in pending:
+            ordered.append(pending.pop(name))
+
+    for table in tables:
+        visit(table.name.lower())
+    return ordered
+
+
+def _compare_tables(actual: Schema, expected: Schema) -> list[AnyChange]:
+    have = by_name(actual.tables)
+    changes: list[AnyChange] = []
+    for want in expected.tables:
+        found = have.get(want.name.lower())
+        if found is not None:
+            changes.extend(_compare_table(found, want))
+    return changes
+
+
+def _compare_table(actual: Table, expected: Table) -> list[AnyChange]:
+    changes: list[AnyChange] = []
+    added: set[str] = set()
+    for column in expected.columns:
+        found = actual.column(column.name)
+        if found is None:
+            changes.append(AddColumn(table=actual.name, column=column))
+            added.add(column.name.lower())
+        elif found.signature() != column.signature():
+            changes.append(AlterColumn(table=actual.name, expected=column, actual=found))
+    for column in actual.columns:
+        if expected.column(column.name) is None:
+            changes.append(Extra(type="column", name=f"{actual.name}.{column.name}"))
+    for detail in _table_differences(actual, expected, added):
+        changes.append(AlterTable(table=actual.name, detail=detail))
+    return changes
+
+
+def _table_differences(actual: Table, expected: Table, added: set[str]) -> list[str]:
+    details: list[str] = []
+    if actual.without_rowid != expected.without_rowid:
+        details.append(f"WITHOUT ROWID expected {expected.without_rowid}")
+    if actual.strict != expected.strict:
+        details.append(f"STRICT expected {expected.strict}")
+    have_fks = {fk.signature() for fk in actual.foreign_keys}
+    for fk in expected.foreign_keys:
+        comes_with_column = all(c.lower() in added for c in fk.columns)
+        if fk.signature() not in have_fks and not comes_with_column:
+            details.append(
+                f"missing foreign key ({', '.join(fk.columns)}) -> {fk.ref_table}"
+            )
+    want_fks = {fk.signature() for fk in expected.foreign_keys}
+    for fk in actual.foreign_keys:
+        if fk.signature() not in want_fks:
+            details.append(f"unexpected foreign key ({', '.join(fk.columns)}) -> {fk.ref_table}")
+    for columns in set(expected.uniques) - set(actual.uniques):
+        if not set(columns) <= added:
+            details.append(f"missing UNIQUE ({', '.join(columns)})")
+    for columns in set(actual.uniques) - set(expected.uniques):
+        details.append(f"unexpected UNIQUE ({', '.join(columns)})")
+    return details
+
+
+def _compare_indexes(actual: Schema, expected: Schema) -> list[AnyChange]:
+    return _compare_definitions(
+        actual.indexes,
+        expected.indexes,
+        lambda want: CreateIndex(index=want),
+        lambda want, found: ReplaceIndex(expected=want, actual=found),
+    )
+
+
+def _compare_views(actual: Schema, expected: Schema) -> list[AnyChange]:
+    return _compare_definitions(
+        actual.views,
+        expected.views,
+        lambda want: CreateView(view=want),
+        lambda want, found: ReplaceView(expected=want, actual=found),
+    )
+
+
+def _compare_triggers(actual: Schema, expected: Schema) -> list[AnyChange]:
+    return _compare_definitions(
+        actual.triggers,
+        expected.triggers,
+        lambda want: CreateTrigger(trigger=want),
+        lambda want, found: ReplaceTrigger(expected=want, actual=found),
+    )
+
+
+def _compare_definitions(
+    actual: tuple[D, ...],
+    expected: tuple[D, ...],
+    create: Callable[[D], AnyChange],
+    replace: Callable[[D, D], AnyChange],
+) -> list[AnyChange]:
+    """Objects defined wholly by their SQL: missing ones are created, changed ones reported."""
+    have = by_name(actual)
+    changes: list[AnyChange] = []
+    for want in expected:
+        found = have.get(want.name.lower())
+        if found is None:
+            changes.append(create(want))
+        elif found.normalized != want.normalized:
+            changes.append(replace(want, found))
+    return changes
+
+
+def _extras(actual: Schema, expected: Schema) -> list[AnyChange]:
+    extras: list[AnyChange] = []
+    kinds: tuple[tuple[str, tuple[Named, ...], tuple[Named, ...]], ...] = (
+        ("table", actual.tables, expected.tables),
+        ("index", actual.indexes, expected.indexes),
+        ("view", actual.views, expected.views),
+        ("trigger", actual.triggers, expected.triggers),
+    )
+    for kind, have, want in kinds:
+        known = {o.name.lower() for o in want}
+        extras.extend(Extra(type=kind, name=o.name) for o in have if o.name.lower() not in known)
+    return extras

@@ -1,0 +1,162 @@
+"""Read a live database's user schema into the model, in a handful of queries.
+
+Each query joins sqlite_schema with a table-valued PRAGMA, so the cost does not grow in
+round trips with the number of tables: that matters on a libSQL server over the network.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Final
+
+import msgspec
+
+from schema_registry.database import Row, Session
+from schema_registry.model import Column, ForeignKey, Index, Schema, Table, Trigger, View
+from schema_registry.sqltext import column_definitions, normalize
+
+HISTORY_TABLE: Final = "schema_version"
+
+OBJECTS_SQL: Final = "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY rowid"
+TABLE_LIST_SQL: Final = (
+    "SELECT name, type, wr, strict FROM pragma_table_list WHERE schema = 'main'"
+)
+COLUMNS_SQL: Final = """
+SELECT m.name, p.name, p.type, p."notnull", p.dflt_value, p.pk, p.hidden
+FROM sqlite_schema AS m JOIN pragma_table_xinfo(m.name) AS p
+WHERE m.type = 'table' ORDER BY m.rowid, p.cid
+"""
+FOREIGN_KEYS_SQL: Final = """
+SELECT m.name, f.id, f."table", f."from", f."to", f.on_update, f.on_delete
+FROM sqlite_schema AS m JOIN pragma_foreign_key_list(m.name) AS f
+WHERE m.type = 'table' ORDER BY m.rowid, f.id, f.seq
+"""
+INDEX_LIST_SQL: Final = """
+SELECT m.name, l.name, l."unique", l.origin, l.partial
+FROM sqlite_schema AS m JOIN pragma_index_list(m.name) AS l
+WHERE m.type = 'table'
+"""
+INDEX_COLUMNS_SQL: Final = """
+SELECT m.name, x.cid, x.name
+FROM sqlite_schema AS m JOIN pragma_index_xinfo(m.name) AS x
+WHERE m.type = 'index' AND x.key = 1 ORDER BY m.rowid, x.seqno
+"""
+
+
+def is_internal(name: str) -> bool:
+    """SQLite's, libSQL's, Litestream's and tenantdb's own objects are not user schema."""
+    lowered = name.lower()
+    return (
+        lowered.startswith(("sqlite_", "libsql_", "_litestream_"))
+        or lowered == "sqlite3_libsql_tasks"
+        or lowered == HISTORY_TABLE
+    )
+
+
+async def introspect(session: Session) -> Schema:
+    """The user schema of the database behind `session`."""
+    objects = await session.fetch(OBJECTS_SQL)
+    table_kinds = {str(r[0]): r for r in await session.fetch(TABLE_LIST_SQL)}
+    columns = _group(await session.fetch(COLUMNS_SQL))
+    foreign_keys = _group(await session.fetch(FOREIGN_KEYS_SQL))
+    index_list = {str(r[1]): r for r in await session.fetch(INDEX_LIST_SQL)}
+    index_columns = _group(await session.fetch(INDEX_COLUMNS_SQL))
+
+    tables: list[Table] = []
+    indexes: list[Index] = []
+    triggers: list[Trigger] = []
+    views: list[View] = []
+    for kind, name_v, table_v, sql_v in objects:
+        name, table, sql = str(name_v), str(table_v), str(sql_v or "")
+        if is_internal(name) or is_internal(table):
+            continue
+        if kind == "table":
+            listed = table_kinds.get(name)
+            if listed is not None and listed[1] == "shadow":
+                continue  # virtual-table storage: made by the virtual table itself
+            tables.append(_table(name, sql, listed, columns[name], foreign_keys[name]))
+        elif kind == "index" and sql:
+            indexes.append(_index(name, table, sql, index_list.get(name), index_columns[name]))
+        elif kind == "trigger":
+            triggers.append(Trigger(name=name, table=table, sql=sql, normalized=normalize(sql)))
+        elif kind == "view":
+            views.append(View(name=name, sql=sql, normalized=normalize(sql)))
+    tables = [_with_uniques(t, index_list, index_columns) for t in tables]
+    return Schema(
+        tables=tuple(tables), indexes=tuple(indexes), triggers=tuple(triggers), views=tuple(views)
+    )
+
+
+def _group(rows: list[Row]) -> defaultdict[str, list[Row]]:
+    grouped: defaultdict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        grouped[str(row[0])].append(row[1:])
+    return grouped
+
+
+def _table(
+    name: str, sql: str, listed: Row | None, column_rows: list[Row], fk_rows: list[Row]
+) -> Table:
+    definitions = column_definitions(sql)
+    columns = tuple(
+        Column(
+            name=str(col),
+            type=str(ctype or ""),
+            not_null=bool(notnull),
+            default=None if default is None else str(default),
+            primary_key=int(pk or 0),
+            hidden=int(hidden or 0),
+            sql=definitions.get(str(col).lower(), ""),
+        )
+        for col, ctype, notnull, default, pk, hidden in column_rows
+    )
+    return Table(
+        name=name,
+        columns=columns,
+        foreign_keys=_foreign_keys(fk_rows),
+        without_rowid=bool(listed[2]) if listed else False,
+        strict=bool(listed[3]) if listed else False,
+        sql=sql,
+    )
+
+
+def _foreign_keys(rows: list[Row]) -> tuple[ForeignKey, ...]:
+    by_id: dict[object, list[Row]] = defaultdict(list)
+    for row in rows:
+        by_id[row[0]].append(row)
+    return tuple(
+        ForeignKey(
+            columns=tuple(str(r[2]) for r in parts),
+            ref_table=str(parts[0][1]),
+            ref_columns=tuple(None if r[3] is None else str(r[3]) for r in parts),
+            on_update=str(parts[0][4]),
+            on_delete=str(parts[0][5]),
+        )
+        for parts in by_id.values()
+    )
+
+
+def _index(
+    name: str, table: str, sql: str, listed: Row | None, column_rows: list[Row]
+) -> Index:
+    return Index(
+        name=name,
+        table=table,
+        columns=tuple("<expr>" if cid == -2 else str(col) for cid, col in column_rows),
+        unique=bool(listed[2]) if listed else False,
+        partial=bool(listed[4]) if listed else False,
+        sql=sql,
+        normalized=normalize(sql),
+    )
+
+
+def _with_uniques(
+    table: Table, index_list: dict[str, Row], index_columns: defaultdict[str, list[Row]]
+) -> Table:
+    """Fold UNIQUE constraints (SQLite's automatic indexes) into the table they belong to."""
+    uniques = sorted(
+        tuple(str(c).lower() for _, c in index_columns[name])
+        for name, row in index_list.items()
+        if str(row[0]) == table.name and row[3] == "u"
+    )
+    return msgspec.structs.replace(table, uniques=tuple(uniques)) if uniques else table

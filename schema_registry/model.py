@@ -1,0 +1,143 @@
+"""The schema model: what a SQLite schema is made of, as frozen values.
+
+Both sides of every diff are built by the same introspector from SQLite's own catalog,
+so values compare field by field. Raw SQL is kept only to re-create an object and for
+messages; comparisons use the normalised text (see sqltext.normalize).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import TypeVar
+
+import msgspec
+
+from schema_registry.sqltext import normalize
+
+
+class Model(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base for every model value: immutable (hashable), keyword-built, strict when decoded."""
+
+
+class Column(Model):
+    name: str
+    type: str
+    not_null: bool = False
+    default: str | None = None
+    primary_key: int = 0  # position in the primary key, 0 when not part of it
+    hidden: int = 0  # PRAGMA table_xinfo: 0 normal, 2 generated VIRTUAL, 3 generated STORED
+    sql: str = ""  # the definition as written in CREATE TABLE, for ADD COLUMN
+
+    @property
+    def generated(self) -> bool:
+        return self.hidden in (2, 3)
+
+    def signature(self) -> tuple[object, ...]:
+        """What makes two columns the same column (the definition text is cosmetic)."""
+        default = None if self.default is None else _normal_default(self.default)
+        return (self.type.upper(), self.not_null, default, self.primary_key, self.hidden)
+
+
+def _normal_default(text: str) -> str:
+    return normalize(text)
+
+
+class ForeignKey(Model):
+    columns: tuple[str, ...]
+    ref_table: str
+    ref_columns: tuple[str | None, ...]
+    on_update: str = "NO ACTION"
+    on_delete: str = "NO ACTION"
+
+    def signature(self) -> tuple[object, ...]:
+        return (
+            tuple(c.lower() for c in self.columns),
+            self.ref_table.lower(),
+            tuple(c.lower() if c else None for c in self.ref_columns),
+            self.on_update.upper(),
+            self.on_delete.upper(),
+        )
+
+
+class Table(Model):
+    name: str
+    columns: tuple[Column, ...]
+    foreign_keys: tuple[ForeignKey, ...] = ()
+    without_rowid: bool = False
+    strict: bool = False
+    uniques: tuple[tuple[str, ...], ...] = ()  # UNIQUE constraints' column lists
+    sql: str = ""
+
+    def column(self, name: str) -> Column | None:
+        lowered = name.lower()
+        return next((c for c in self.columns if c.name.lower() == lowered), None)
+
+    def references(self) -> set[str]:
+        """Lower-cased names of other tables this one points at."""
+        return {fk.ref_table.lower() for fk in self.foreign_keys} - {self.name.lower()}
+
+
+class Index(Model):
+    name: str
+    table: str
+    columns: tuple[str, ...]  # column names; expressions appear as "<expr>"
+    unique: bool = False
+    partial: bool = False
+    sql: str = ""
+    normalized: str = ""
+
+
+class Trigger(Model):
+    name: str
+    table: str
+    sql: str
+    normalized: str
+
+
+class View(Model):
+    name: str
+    sql: str
+    normalized: str
+
+
+class Schema(Model):
+    """A whole user schema, objects in creation order (which respects dependencies)."""
+
+    tables: tuple[Table, ...] = ()
+    indexes: tuple[Index, ...] = ()
+    triggers: tuple[Trigger, ...] = ()
+    views: tuple[View, ...] = ()
+
+    def table(self, name: str) -> Table | None:
+        lowered = name.lower()
+        return next((t for t in self.tables if t.name.lower() == lowered), None)
+
+    def fingerprint(self) -> str:
+        """A hash of what the schema means, blind to cosmetic SQL differences and order."""
+        canonical = {
+            "tables": sorted(
+                (
+                    t.name.lower(),
+                    sorted((c.name.lower(), *c.signature()) for c in t.columns),
+                    sorted(fk.signature() for fk in t.foreign_keys),
+                    t.without_rowid,
+                    t.strict,
+                    t.uniques,
+                )
+                for t in self.tables
+            ),
+            "indexes": sorted((i.name.lower(), i.normalized) for i in self.indexes),
+            "triggers": sorted((t.name.lower(), t.normalized) for t in self.triggers),
+            "views": sorted((v.name.lower(), v.normalized) for v in self.views),
+        }
+        encoded = msgspec.json.encode(canonical, order="deterministic")
+        return "sha256:" + hashlib.sha256(encoded).hexdigest()
+
+
+Named = TypeVar("Named", Table, Index, Trigger, View)
+
+
+def by_name(items: Iterable[Named]) -> dict[str, Named]:
+    """Index objects by lower-cased name: SQLite names are case-insensitive."""
+    return {item.name.lower(): item for item in items}

@@ -1,0 +1,121 @@
+"""Turn a diff into a plan: what may run (additive, in order) and what is drift.
+
+SQLite's ALTER TABLE ADD COLUMN limits live in one predicate, `add_column_refusal`, and
+are decided from the definition alone: SQLite only enforces some of them once the table
+holds a row, and a plan must not depend on whether it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from schema_registry.changes import (
+    ADDITIVE,
+    Additive,
+    AddColumn,
+    AnyChange,
+    CreateIndex,
+    CreateTable,
+    CreateTrigger,
+    Extra,
+)
+from schema_registry.model import Column, Model
+from schema_registry.sqltext import has_word, tokens
+
+_CONSTANT_WORDS = frozenset({"null", "true", "false"})
+
+
+def add_column_refusal(column: Column) -> str | None:
+    """Why ALTER TABLE ADD COLUMN cannot add this column, or None when it can.
+
+    The rules: https://www.sqlite.org/lang_altertable.html#alter_table_add_column
+    """
+    default = None if column.default is None or _is_null(column.default) else column.default
+    if column.primary_key:
+        return "SQLite cannot add a PRIMARY KEY column"
+    if has_word(column.sql, "unique"):
+        return "SQLite cannot add a UNIQUE column"
+    if column.hidden == 3:
+        return "SQLite can add generated columns only as VIRTUAL, not STORED"
+    if column.not_null and default is None and not column.generated:
+        return "SQLite cannot add a NOT NULL column without a non-NULL default"
+    if default is not None and not _is_constant(default):
+        return f"SQLite cannot add a column with a non-constant default ({default})"
+    if default is not None and has_word(column.sql, "references"):
+        return "SQLite cannot add a REFERENCES column with a non-NULL default while foreign keys are on"
+    return None
+
+
+def _is_null(text: str) -> bool:
+    return [t.lower() for _, t in tokens(text) if t not in "()"] == ["null"]
+
+
+def _is_constant(text: str) -> bool:
+    """A literal, maybe signed and parenthesised: what SQLite accepts as an added default."""
+    parts = [(kind, t) for kind, t in tokens(text) if t not in "()"]
+    if parts and parts[0][1] in "+-":
+        parts = parts[1:]
+    if len(parts) != 1:
+        return False
+    kind, value = parts[0]
+    return kind in ("string", "number", "blob") or value.lower() in _CONSTANT_WORDS
+
+
+class Refusal(Model):
+    """A difference the plan will not fix, and why."""
+
+    change: AnyChange
+    reason: str
+
+
+class Plan(Model):
+    steps: tuple[Additive, ...] = ()
+    drift: tuple[Refusal, ...] = ()
+    extras: tuple[Extra, ...] = ()
+    optional: tuple[Additive, ...] = ()  # the steps that only concern optional tables
+
+    @property
+    def required_steps(self) -> tuple[Additive, ...]:
+        return tuple(s for s in self.steps if s not in self.optional)
+
+    def statements(self) -> list[str]:
+        return [step.sql() for step in self.steps]
+
+    def render(self) -> str:
+        """The dry run: SQL that would run, then a human summary of the rest."""
+        lines = [f"-- {len(self.steps)} change(s) to apply, {len(self.drift)} drift item(s)"]
+        for step in self.steps:
+            lines += [f"-- {step.describe()}", step.sql().rstrip(";") + ";"]
+        lines += [f"-- DRIFT: {item.change.describe()} ({item.reason})" for item in self.drift]
+        lines += [f"-- extra: {extra.describe()}" for extra in self.extras]
+        return "\n".join(lines)
+
+
+def make_plan(changes: Iterable[AnyChange], *, optional_tables: Iterable[str] = ()) -> Plan:
+    """Split a diff into the additive steps to run, drift to report and extras to keep."""
+    optional_names = {name.lower() for name in optional_tables}
+    steps: list[Additive] = []
+    drift: list[Refusal] = []
+    extras: list[Extra] = []
+    for change in changes:
+        if isinstance(change, Extra):
+            extras.append(change)
+        elif isinstance(change, AddColumn) and (reason := add_column_refusal(change.column)):
+            drift.append(Refusal(change=change, reason=reason))
+        elif isinstance(change, ADDITIVE):
+            steps.append(change)
+        else:
+            drift.append(Refusal(change=change, reason="not additive: needs a migration"))
+    optional = tuple(s for s in steps if _table_of(s) in optional_names)
+    return Plan(steps=tuple(steps), drift=tuple(drift), extras=tuple(extras), optional=optional)
+
+
+def _table_of(step: Additive) -> str | None:
+    """The table a step creates or belongs to, if the step is tied to a single table."""
+    if isinstance(step, CreateTable):
+        return step.table.name.lower()
+    if isinstance(step, CreateIndex):
+        return step.index.table.lower()
+    if isinstance(step, CreateTrigger):
+        return step.trigger.table.lower()
+    return None

@@ -1,0 +1,102 @@
+"""The SQLite adapter: a sqlite3 connection behind the async Database interface.
+
+Its coroutines never suspend: each call runs to completion at once. That lets the
+service run a whole sync in one worker thread with `drive()` (one hop off the event
+loop per sync instead of one per statement), while tests and the CLI may await it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from schema_registry.database import Row, Value
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def connect(path: str | Path, *, create: bool = True, wal: bool = True) -> sqlite3.Connection:
+    """Open a file with the settings every tenant database uses.
+
+    isolation_level=None leaves transactions to us (BEGIN IMMEDIATE ... COMMIT) instead of
+    Python's implicit ones; check_same_thread=False lets a pool hand it between threads,
+    one at a time.
+    """
+    target = str(path)
+    uri = target.startswith("file:")
+    if not create and not uri:
+        target, uri = f"file:{target}?mode=rw", True
+    conn = sqlite3.connect(
+        target, isolation_level=None, check_same_thread=False, uri=uri, timeout=BUSY_TIMEOUT_MS / 1000
+    )
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if wal:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+class SqliteTransaction:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.committed = False
+
+    async def fetch(self, sql: str, params: Sequence[Value] = ()) -> list[Row]:
+        return self._conn.execute(sql, params).fetchall()
+
+    async def execute(self, sql: str, params: Sequence[Value] = ()) -> None:
+        self._conn.execute(sql, params)
+
+    async def commit(self) -> None:
+        self._conn.execute("COMMIT")
+        self.committed = True
+
+
+class SqliteDatabase:
+    """One sqlite3 connection. Not for concurrent use: callers hold it one at a time."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = True) -> SqliteDatabase:
+        return cls(connect(path, create=create))
+
+    async def fetch(self, sql: str, params: Sequence[Value] = ()) -> list[Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    async def execute(self, sql: str, params: Sequence[Value] = ()) -> None:
+        self.conn.execute(sql, params)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqliteTransaction]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        tx = SqliteTransaction(self.conn)
+        try:
+            yield tx
+        finally:
+            if not tx.committed and self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+
+    async def schema_cookie(self) -> int:
+        row = self.conn.execute("PRAGMA schema_version").fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def drive(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends (one using SqliteDatabase) to its result."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError("drive() got a coroutine that suspended; await it on a loop instead")

@@ -1,0 +1,132 @@
+"""A small SQLite tokenizer: enough to compare SQL text and to cut column definitions out.
+
+SQLite itself parses every schema (see registry.compile_schema); this module only has to
+make cosmetic differences (whitespace, keyword case, identifier quoting, comments) vanish,
+and find the text of one column definition so ADD COLUMN can repeat it verbatim.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from typing import Final
+
+_TOKEN: Final = re.compile(
+    r"""
+    (?P<space>\s+)
+  | (?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
+  | (?P<string>'(?:[^']|'')*')
+  | (?P<blob>[xX]'[0-9a-fA-F]*')
+  | (?P<quoted>"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\])
+  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|0[xX][0-9a-fA-F]+)
+  | (?P<word>[^\W\d][\w$]*)
+  | (?P<op>\|\||<<|>>|<=|>=|==|!=|<>|->>|->|.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+_BARE: Final = re.compile(r"[a-z_][a-z0-9_$]*\Z")
+
+
+def tokens(sql: str) -> Iterator[tuple[str, str]]:
+    """Yield (kind, text) for each token, without whitespace and comments."""
+    for match in _TOKEN.finditer(sql):
+        kind = match.lastgroup or "op"
+        if kind not in ("space", "comment"):
+            yield kind, match.group()
+
+
+def unquote(text: str) -> str:
+    """The name an identifier token stands for: `"a""b"` -> `a"b`, `[x]` -> `x`."""
+    if text[:1] == '"' and text[-1:] == '"':
+        return text[1:-1].replace('""', '"')
+    if text[:1] == "`" and text[-1:] == "`":
+        return text[1:-1].replace("``", "`")
+    if text[:1] == "[" and text[-1:] == "]":
+        return text[1:-1]
+    return text
+
+
+def quote(name: str) -> str:
+    """An identifier as SQL, always double-quoted so keywords and odd names are safe."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _normal_token(kind: str, text: str) -> str:
+    if kind in ("word", "quoted"):
+        # SQLite folds ASCII identifier and keyword case; quoting is cosmetic.
+        name = (unquote(text) if kind == "quoted" else text).lower()
+        return name if _BARE.match(name) else quote(name)
+    if kind == "blob":
+        return text.lower()
+    return text
+
+
+def normalize(sql: str) -> str:
+    """Canonical text for comparison: no comments, one space, folded case and quoting."""
+    return " ".join(_normal_token(kind, text) for kind, text in tokens(sql)).rstrip(" ;")
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a script into complete statements, respecting strings and trigger bodies."""
+    statements: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if any(True for _ in tokens(pending.rstrip(";"))):
+                statements.append(pending.strip())
+            pending = ""
+    if any(True for _ in tokens(pending.rstrip(";"))):
+        statements.append(pending.strip().rstrip(";").strip())
+    return statements
+
+
+def table_body_parts(create_table_sql: str) -> list[str]:
+    """The comma-separated parts inside CREATE TABLE's outer parentheses, as written."""
+    depth = 0
+    start = -1
+    parts: list[str] = []
+    for match in _TOKEN.finditer(create_table_sql):
+        text = match.group()
+        if match.lastgroup != "op":
+            continue
+        if text == "(":
+            depth += 1
+            if depth == 1:
+                start = match.end()
+        elif text == ")":
+            depth -= 1
+            if depth == 0:
+                parts.append(create_table_sql[start : match.start()].strip())
+                break
+        elif text == "," and depth == 1:
+            parts.append(create_table_sql[start : match.start()].strip())
+            start = match.end()
+    return parts
+
+
+_TABLE_CONSTRAINT: Final = frozenset({"constraint", "primary", "unique", "check", "foreign"})
+
+
+def column_definitions(create_table_sql: str) -> dict[str, str]:
+    """Map each column's lower-cased name to its definition text in CREATE TABLE."""
+    found: dict[str, str] = {}
+    for part in table_body_parts(create_table_sql):
+        first = next(tokens(part), None)
+        if first is None:
+            continue
+        kind, text = first
+        if kind == "word" and text.lower() in _TABLE_CONSTRAINT:
+            continue
+        found[unquote(text).lower()] = part
+    return found
+
+
+def has_word(sql: str, *words: str) -> bool:
+    """Whether the SQL holds the keyword sequence (case-insensitive, outside strings)."""
+    wanted = [w.lower() for w in words]
+    seen = [text.lower() for kind, text in tokens(sql) if kind == "word"]
+    n = len(wanted)
+    return any(seen[i : i + n] == wanted for i in range(len(seen) - n + 1))

@@ -1,0 +1,273 @@
+"""Bring one database to a registry version: fast check, then plan and apply in one transaction.
+
+Everything a sync changes, its DDL, the versions' migration scripts and the history rows,
+commits together under BEGIN IMMEDIATE or not at all. Concurrent syncs of one database
+serialise on SQLite's write lock, and the second one re-reads the state and finds nothing
+to do.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Literal
+
+import msgspec
+
+from schema_registry import history
+from schema_registry.changes import Extra
+from schema_registry.database import Database, Session
+from schema_registry.diff import diff
+from schema_registry.errors import NewerDatabaseError, SyncError
+from schema_registry.history import HistoryRow, Stamp
+from schema_registry.introspect import introspect
+from schema_registry.model import Model, Schema
+from schema_registry.plan import Plan, Refusal, make_plan
+from schema_registry.registry import Registry, Version, version_key
+
+Status = Literal["up_to_date", "applied", "out_of_date", "drifted"]
+
+
+class SyncContext(Model):
+    """Who asked for a sync, recorded with every version row it writes."""
+
+    trigger: str = "manual"  # sign-in, manual, fleet, cli
+    environment: str | None = None
+    notes: str | None = None
+
+
+class SyncResult(Model):
+    status: Status
+    from_version: str | None
+    to_version: str
+    applied: tuple[str, ...] = ()  # describe() of each change applied
+    statements: tuple[str, ...] = ()  # the SQL that ran (or would run, when verifying)
+    drift: tuple[Refusal, ...] = ()
+    extras: tuple[Extra, ...] = ()
+    warnings: tuple[str, ...] = ()
+    recorded: tuple[str, ...] = ()  # versions whose rows this sync wrote
+    stamp: Stamp | None = None  # where the database is now, when it matches a version
+    fast_path: bool = False
+    duration_ms: float = 0.0
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.status in ("up_to_date", "applied")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _is_current(stamp: Stamp | None, target: Version, cookie: int) -> bool:
+    return (
+        stamp is not None
+        and stamp.version == target.version
+        and stamp.content_hash == target.content_hash
+        and stamp.cookie == cookie
+    )
+
+
+async def check(
+    db: Database, target: Version, known: Stamp | None = None
+) -> tuple[bool, HistoryRow | None, int]:
+    """The fast path: is the database at `target` with nothing changed since we recorded it?
+
+    `known` is a stamp mirrored elsewhere (the service's catalog): when it matches the live
+    schema cookie, no table is read at all, which spares SQLite parsing the schema.
+    """
+    cookie = await db.schema_cookie()
+    if _is_current(known, target, cookie):
+        return True, None, cookie
+    head = await history.newest(db)
+    return _is_current(head.stamp if head else None, target, cookie), head, cookie
+
+
+async def sync(
+    db: Database,
+    registry: Registry,
+    *,
+    target: str | None = None,
+    apply: bool = True,
+    known: Stamp | None = None,
+    context: SyncContext | None = None,
+) -> SyncResult:
+    """Sync `db` to `target` (default: the registry's current version).
+
+    With apply=False nothing is written: the result says what would run (the dry run).
+    """
+    started = time.perf_counter()
+    version = _target(registry, target)
+    current, head, cookie = await check(db, version, known)
+    if current:
+        stamp = Stamp(version=version.version, content_hash=version.content_hash, cookie=cookie)
+        return SyncResult(
+            status="up_to_date",
+            from_version=version.version,
+            to_version=version.version,
+            stamp=stamp,
+            fast_path=True,
+            duration_ms=_ms(started),
+        )
+    if not apply:
+        result = await _verify(db, registry, version, head)
+    else:
+        async with db.transaction() as tx:
+            result = await _upgrade(tx, registry, version, context or SyncContext())
+            if result.status in ("applied", "up_to_date"):
+                await tx.commit()
+    return msgspec.structs.replace(result, duration_ms=_ms(started))
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _target(registry: Registry, target: str | None) -> Version:
+    if target is None:
+        return registry.current
+    version = registry.get(target)
+    if version is None:
+        known = ", ".join(v.version for v in registry.versions)
+        raise SyncError(f"version {target} is not in the registry (it has {known})")
+    return version
+
+
+def _from_version(registry: Registry, head: HistoryRow | None, target: Version) -> str | None:
+    if head is None:
+        return None
+    if version_key(head.version) > target.key:
+        raise NewerDatabaseError(
+            f"the database is at {head.version}, newer than {target.version}: "
+            "tenantdb does not downgrade"
+        )
+    return head.version
+
+
+async def _verify(
+    db: Database, registry: Registry, target: Version, head: HistoryRow | None
+) -> SyncResult:
+    """What a sync would do, without writing anything."""
+    from_version = _from_version(registry, head, target)
+    plan = make_plan(diff(await introspect(db), target.schema), optional_tables=target.optional)
+    warnings = tuple(f"optional: {s.describe()}" for s in plan.optional)
+    pending_migrations = any(v.migration for v in _passed(registry, from_version, target))
+    status: Status
+    if plan.drift and not pending_migrations:
+        status = "drifted"
+    elif plan.required_steps or pending_migrations or not _recorded(head, target):
+        status = "out_of_date"
+    else:
+        status = "up_to_date"
+    return SyncResult(
+        status=status,
+        from_version=from_version,
+        to_version=target.version,
+        applied=tuple(s.describe() for s in plan.steps),
+        statements=tuple(plan.statements()),
+        drift=plan.drift,
+        extras=plan.extras,
+        warnings=warnings,
+    )
+
+
+def _recorded(head: HistoryRow | None, target: Version) -> bool:
+    return head is not None and (head.version, head.content_hash) == (
+        target.version,
+        target.content_hash,
+    )
+
+
+def _passed(registry: Registry, from_version: str | None, target: Version) -> tuple[Version, ...]:
+    """Versions an upgrade records. A database with no history adopts the target directly:
+    migrations are written for databases that were at the version before them."""
+    if from_version is None:
+        return (target,)
+    return registry.passed(from_version, target.version)
+
+
+async def _upgrade(
+    tx: Session, registry: Registry, target: Version, context: SyncContext
+) -> SyncResult:
+    """Inside the write transaction: re-read the state, apply, verify, record."""
+    head = await history.newest(tx)
+    from_version = _from_version(registry, head, target)
+    passed = _passed(registry, from_version, target)
+    actual = await introspect(tx)
+    applied: list[str] = []
+    statements: list[str] = []
+    # Straight to the target, except that a version with a migration script is reached
+    # first, so its script runs against the schema it was written for.
+    for stop in [*(v for v in passed if v.migration and v is not target), target]:
+        plan = make_plan(diff(actual, stop.schema), optional_tables=stop.optional)
+        for step in plan.steps:
+            await tx.execute(step.sql())
+            applied.append(step.describe())
+            statements.append(step.sql())
+        for statement in stop.migration if stop in passed else ():
+            await tx.execute(statement)
+            statements.append(statement)
+        if plan.steps or (stop.migration and stop in passed):
+            actual = await introspect(tx)
+    final = make_plan(diff(actual, target.schema), optional_tables=target.optional)
+    if final.steps:
+        raise SyncError(
+            f"after applying, {final.steps[0].describe()} is still missing; rolled back"
+        )
+    base = SyncResult(
+        status="drifted" if final.drift else "applied",
+        from_version=from_version,
+        to_version=target.version,
+        applied=tuple(applied),
+        statements=tuple(statements),
+        drift=final.drift,
+        extras=final.extras,
+    )
+    if final.drift:
+        return base  # the caller rolls back: all of the version or none of it
+    return await _record(tx, base, head, passed, target, context)
+
+
+async def _record(
+    tx: Session,
+    result: SyncResult,
+    head: HistoryRow | None,
+    passed: tuple[Version, ...],
+    target: Version,
+    context: SyncContext,
+) -> SyncResult:
+    if not result.statements and head is not None and _recorded(head, target):
+        # Someone changed the schema and it still matches: re-arm the fast path only.
+        cookie = await history.schema_cookie(tx)
+        await history.update_cookie(tx, head.id, cookie)
+        stamp = Stamp(version=target.version, content_hash=target.content_hash, cookie=cookie)
+        return msgspec.structs.replace(result, status="up_to_date", stamp=stamp)
+    await history.ensure_history(tx)
+    cookie = await history.schema_cookie(tx)
+    applied_at = _now()
+    count = len(result.applied)
+    recorded = passed or (target,)
+    for version in recorded:
+        await history.record(
+            tx,
+            (
+                version.version,
+                version.description,
+                version.created_at,
+                applied_at,
+                version.content_hash,
+                count if version is target else 0,
+                cookie,
+                context.environment,
+                context.trigger,
+                context.notes,
+            ),
+        )
+    stamp = Stamp(version=target.version, content_hash=target.content_hash, cookie=cookie)
+    return msgspec.structs.replace(result, recorded=tuple(v.version for v in recorded), stamp=stamp)
+
+
+def expected_schema(registry: Registry, version: str | None = None) -> Schema:
+    return _target(registry, version).schema
+
+
