@@ -1,0 +1,140 @@
+"""The user endpoints an app calls on sign-in (seed 004's contract)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from litestar import Controller, get, post
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi.datastructures import ResponseSpec
+
+from service.api.auth_guard import authenticated, provide_identity
+from service.api.schemas import (
+    DriftItem,
+    InitializeRequest,
+    InitializeResponse,
+    SchemaVersionResponse,
+    SyncResponse,
+)
+from service.auth import Identity, check_user_id
+from service.errors import ErrorBody
+from service.tenants import Outcome, TenantService
+
+ERRORS: dict[int, ResponseSpec] = {
+    400: ResponseSpec(ErrorBody, description="Bad input: the message says which field and why"),
+    401: ResponseSpec(ErrorBody, description="Missing, malformed, badly signed or expired token"),
+    403: ResponseSpec(ErrorBody, description="The token may not act on this user_id"),
+    404: ResponseSpec(ErrorBody, description="No database for this user yet"),
+    409: ResponseSpec(ErrorBody, description="The database is at a newer version than the registry"),
+    500: ResponseSpec(ErrorBody, description="Internal error; nothing was half-applied"),
+}
+
+
+def provide_tenants(state: State) -> TenantService:
+    tenants: TenantService = state.tenants
+    return tenants
+
+
+def _message(outcome: Outcome, subject: str) -> str:
+    """`subject` is e.g. "User database initialized" or "Schema synchronized"."""
+    result = outcome.result
+    if result is None or result.status == "up_to_date":
+        return f"{subject} successfully; schema is up to date"
+    if result.status == "applied":
+        return f"{subject} successfully; applied {len(result.applied)} schema change(s)"
+    if result.status == "out_of_date":
+        return (
+            f"{subject}; schema is out of date ({len(result.applied)} change(s) pending) "
+            "and sync_mode is verify: an admin can apply them with sync-schema"
+        )
+    return (
+        f"{subject}, but its schema has drifted ({len(result.drift)} item(s) tenantdb will "
+        "not change by itself); nothing was applied: an operator must resolve it"
+    )
+
+
+def _changes(outcome: Outcome) -> tuple[int, list[str], list[DriftItem], list[str]]:
+    result = outcome.result
+    if result is None:
+        return 0, [], [], []
+    applied = list(result.applied)
+    count = len(applied) if result.up_to_date else 0
+    drift = [DriftItem.of(item) for item in result.drift]
+    warnings = list(result.warnings) + [e.describe() for e in result.extras]
+    return count, applied, drift, warnings
+
+
+class UserController(Controller):
+    path = "/api/user"
+    tags = ["user"]
+    guards = [authenticated]
+    dependencies = {
+        "identity": Provide(provide_identity, sync_to_thread=False),
+        "tenants": Provide(provide_tenants, sync_to_thread=False),
+    }
+
+    @post("/initialize", status_code=200, responses=ERRORS)
+    async def initialize(
+        self, data: InitializeRequest, identity: Identity, tenants: TenantService
+    ) -> InitializeResponse:
+        """Provision the caller's database if missing, sync its schema, say how to connect."""
+        identity.require(check_user_id(data.user_id))
+        outcome = await tenants.initialize(data.user_id, data.email)
+        count, applied, drift, warnings = _changes(outcome)
+        backend = tenants.backend
+        record = outcome.record
+        return InitializeResponse(
+            success=True,
+            message=_message(
+                outcome, "User database created" if outcome.created else "User database initialized"
+            ),
+            database_url=backend.database_url(record.location),
+            database_token=backend.database_token(record.user_id, record.location),
+            schema_synced=outcome.synced,
+            schema_version=record.schema_version,
+            created=outcome.created,
+            changes_applied=count,
+            changes=applied if count else [],
+            drift=drift,
+            warnings=warnings,
+        )
+
+    @post("/sync-schema/{user_id:str}", status_code=200, responses=ERRORS)
+    async def sync_schema(
+        self, user_id: str, identity: Identity, tenants: TenantService
+    ) -> SyncResponse:
+        """Run the schema sync now (in verify mode only an admin may)."""
+        identity.require(check_user_id(user_id))
+        outcome = await tenants.sync_schema(user_id, admin=identity.admin)
+        count, applied, drift, warnings = _changes(outcome)
+        return SyncResponse(
+            success=outcome.synced,
+            message=_message(outcome, "Schema synchronized"),
+            schema_version=outcome.record.schema_version,
+            synced_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            changes_applied=count,
+            changes=applied if count else [],
+            drift=drift,
+            warnings=warnings,
+        )
+
+    @get("/schema-version/{user_id:str}", responses=ERRORS)
+    async def schema_version(
+        self, user_id: str, identity: Identity, tenants: TenantService
+    ) -> SchemaVersionResponse:
+        """The database's recorded version against the app's current one."""
+        identity.require(check_user_id(user_id))
+        rows = await tenants.history(user_id)
+        head = rows[-1] if rows else None
+        current = tenants.registry.current
+        return SchemaVersionResponse(
+            user_schema_version=head.version if head else None,
+            user_schema_description=head.description if head else None,
+            user_schema_created_at=head.created_at if head else None,
+            user_schema_applied_at=head.applied_at if head else None,
+            current_app_version=current.version,
+            current_app_description=current.description,
+            current_app_created_at=current.created_at,
+            is_up_to_date=await tenants.is_up_to_date(user_id),
+        )

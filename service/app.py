@@ -1,0 +1,81 @@
+"""The Litestar application, built from explicit settings by `create_app`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from schema_registry.registry import Registry, load_registry
+from service.api.health import HealthController, health
+from service.api.request_log import request_logging
+from service.api.users import UserController
+from service.auth import Authenticator
+from service.backends.local import LocalBackend
+from service.catalog import Catalog
+from service.config import Settings
+from service.errors import EXCEPTION_HANDLERS
+from service.tenants import TenantService
+
+log = structlog.get_logger("tenantdb.app")
+
+
+def create_app(settings: Settings, registry: Registry | None = None) -> Litestar:
+    """Build the app. The registry loads (and validates) here, so a bad one stops the start."""
+    registry = registry or load_registry(settings.registry)
+    data = settings.data_path
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        catalog = Catalog(data / "catalog.db")
+        backend = LocalBackend(
+            data, workers=settings.workers, cache_size=settings.connection_cache
+        )
+        await catalog.open()
+        app.state.tenants = TenantService(
+            registry=registry,
+            catalog=catalog,
+            backend=backend,
+            auto_sync=settings.sync_mode == "auto",
+            environment=settings.environment,
+        )
+        log.info(
+            "service.started",
+            backend=backend.kind,
+            data_dir=str(data),
+            registry=registry.path,
+            registry_version=registry.current.version,
+            sync_mode=settings.sync_mode,
+        )
+        try:
+            yield
+        finally:
+            await backend.close()
+            await catalog.close()
+            log.info("service.stopped")
+
+    return Litestar(
+        route_handlers=[UserController, HealthController, health],
+        lifespan=[lifespan],
+        state=State({"authenticator": Authenticator(settings), "settings": settings}),
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[request_logging],
+        logging_config=None,
+        openapi_config=OpenAPIConfig(
+            title="tenantdb",
+            version="0.1.0",
+            description="A database per user, kept on the current schema.",
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
+            security=[{"bearer": []}],
+            path="/schema",
+        ),
+    )

@@ -1,0 +1,1 @@
+"""Where tenant databases live. Each backend runs the same engine code (schema_registry)."""

@@ -1,0 +1,133 @@
+"""The embedded default: one SQLite file per user under the data directory.
+
+Files fan out into two levels of folders by a hash of the user id, so no folder holds
+more than a few thousand files. All SQLite work runs on a bounded thread pool, one hop
+per operation: the engine's SqliteDatabase never suspends, so a whole sync runs in the
+worker thread with `drive()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from schema_registry import history
+from schema_registry.history import HistoryRow, Stamp
+from schema_registry.registry import Registry
+from schema_registry.sqlite_db import SqliteDatabase, drive
+from schema_registry.sync import SyncContext, SyncResult, check, sync
+from service.backends.pool import ConnectionPool
+from service.errors import NotFound
+
+T = TypeVar("T")
+
+
+class LocalBackend:
+    kind = "local"
+
+    def __init__(self, data_dir: Path, *, workers: int, cache_size: int) -> None:
+        self.root = data_dir / "tenants"
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sqlite")
+        self._pool = ConnectionPool(cache_size)
+
+    def location(self, user_id: str) -> str:
+        digest = hashlib.sha256(user_id.encode()).hexdigest()
+        return str(self.root / digest[:2] / digest[2:4] / f"{user_id}.db")
+
+    def database_url(self, location: str) -> str:
+        return f"file:{location}"
+
+    def database_token(self, user_id: str, location: str) -> str | None:
+        return None  # a local file has nothing to authenticate against
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    def _with_db(self, location: str, create: bool, fn: Callable[[SqliteDatabase], T]) -> T:
+        conn = self._pool.checkout(location, create=create)
+        try:
+            result = fn(SqliteDatabase(conn))
+        except BaseException:
+            conn.close()
+            raise
+        self._pool.checkin(location, conn)
+        return result
+
+    async def sync(
+        self,
+        location: str,
+        registry: Registry,
+        *,
+        apply: bool,
+        known: Stamp | None,
+        context: SyncContext,
+        create: bool = False,
+        target: str | None = None,
+    ) -> tuple[SyncResult, bool]:
+        """Sync one file; returns the result and whether the file was created now."""
+
+        def work() -> tuple[SyncResult, bool]:
+            created = False
+            if not os.path.exists(location):
+                if not create:
+                    raise NotFound("the database file is missing: call POST /api/user/initialize")
+                os.makedirs(os.path.dirname(location), exist_ok=True)
+                created = True
+            result = self._with_db(
+                location,
+                create,
+                lambda db: drive(
+                    sync(db, registry, target=target, apply=apply or created, known=known,
+                         context=context)
+                ),
+            )
+            return result, created
+
+        return await self._run(work)
+
+    async def check(self, location: str, registry: Registry, known: Stamp | None) -> Stamp | None:
+        """The fast path: the stamp the file is at when it is current, else None."""
+
+        def work() -> Stamp | None:
+            try:
+                conn = self._pool.checkout(location, create=False)
+            except sqlite3.OperationalError:
+                return None  # no file: the slow path provisions it
+            try:
+                current, head, cookie = drive(check(SqliteDatabase(conn), registry.current, known))
+            finally:
+                self._pool.checkin(location, conn)
+            if not current:
+                return None
+            if head is None and known is not None:
+                return known
+            return head.stamp if head else None
+
+        return await self._run(work)
+
+    async def history(self, location: str) -> list[HistoryRow] | None:
+        """The file's history rows, or None when there is no file."""
+
+        def work() -> list[HistoryRow] | None:
+            if not os.path.exists(location):
+                return None
+            return self._with_db(location, False, lambda db: drive(history.read_history(db)))
+
+        return await self._run(work)
+
+    async def exists(self, location: str) -> bool:
+        return await self._run(lambda: os.path.exists(location))
+
+    async def ping(self) -> bool:
+        return await self._run(lambda: self.root.parent.is_dir() and os.access(self.root.parent, os.W_OK))
+
+    async def close(self) -> None:
+        await self._run(self._pool.close)
+        self._executor.shutdown(wait=True)
+

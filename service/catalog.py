@@ -1,0 +1,148 @@
+"""The catalog of tenants: who has a database, where, and at which version.
+
+A SQLite file in the data directory on the local backend. Its stamps (version, content
+hash, schema cookie) mirror each tenant's newest history row, so a returning user's
+up-to-date check reads only the tenant file's header. Rows are cached in memory; the
+cache may lag another process, which only sends a request down the slower, still correct
+path (the tenant's own history row is the authority).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Final, TypeVar
+
+import msgspec
+
+from schema_registry.history import Stamp
+from schema_registry.sqlite_db import connect
+
+T = TypeVar("T")
+
+CATALOG_DDL: Final = """
+CREATE TABLE IF NOT EXISTS tenants (
+    user_id TEXT PRIMARY KEY,
+    email TEXT,
+    location TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    schema_version TEXT,
+    content_hash TEXT,
+    schema_cookie INTEGER,
+    last_sync_at TEXT,
+    status TEXT NOT NULL DEFAULT 'provisioned',
+    drift_count INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tenants_by_version ON tenants (schema_version);
+"""
+_COLUMNS: Final = (
+    "user_id, email, location, created_at, schema_version, content_hash, schema_cookie, "
+    "last_sync_at, status, drift_count"
+)
+
+
+class TenantRecord(msgspec.Struct, frozen=True, kw_only=True):
+    user_id: str
+    email: str | None
+    location: str
+    created_at: str
+    schema_version: str | None = None
+    content_hash: str | None = None
+    schema_cookie: int | None = None
+    last_sync_at: str | None = None
+    status: str = "provisioned"  # provisioned, current, out_of_date, drifted, failed
+    drift_count: int = 0
+
+    @property
+    def stamp(self) -> Stamp | None:
+        if self.schema_version is None or self.content_hash is None or self.schema_cookie is None:
+            return None
+        return Stamp(
+            version=self.schema_version, content_hash=self.content_hash, cookie=self.schema_cookie
+        )
+
+
+class Catalog:
+    """Catalog access on one dedicated thread: catalog writes are few and serialised."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
+        self._conn: sqlite3.Connection | None = None
+        self._cache: dict[str, TenantRecord] = {}
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            if self._conn is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._conn = connect(self.path)
+                self._conn.executescript(CATALOG_DDL)
+            return fn(self._conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def open(self) -> None:
+        await self._run(lambda conn: None)
+
+    async def close(self) -> None:
+        def shut(conn: sqlite3.Connection) -> None:
+            conn.close()
+            self._conn = None
+
+        if self._conn is not None:
+            await self._run(shut)
+        self._executor.shutdown(wait=True)
+
+    def cached(self, user_id: str) -> TenantRecord | None:
+        return self._cache.get(user_id)
+
+    async def get(self, user_id: str, *, fresh: bool = False) -> TenantRecord | None:
+        if not fresh and (hit := self._cache.get(user_id)) is not None:
+            return hit
+        rows = await self._run(
+            lambda c: c.execute(
+                f"SELECT {_COLUMNS} FROM tenants WHERE user_id = ?", (user_id,)
+            ).fetchall()
+        )
+        record = _record(rows[0]) if rows else None
+        if record is None:
+            self._cache.pop(user_id, None)
+        else:
+            self._cache[user_id] = record
+        return record
+
+    async def put(self, record: TenantRecord) -> None:
+        """Insert or replace a tenant's row (the caller holds that tenant's lock)."""
+        values = tuple(msgspec.structs.astuple(record))
+        await self._run(
+            lambda c: c.execute(
+                f"INSERT OR REPLACE INTO tenants ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", values
+            )
+        )
+        self._cache[record.user_id] = record
+
+    async def delete(self, user_id: str) -> None:
+        await self._run(lambda c: c.execute("DELETE FROM tenants WHERE user_id = ?", (user_id,)))
+        self._cache.pop(user_id, None)
+
+    async def summary(self) -> tuple[int, dict[str, int], int]:
+        """(tenant count, tenants by version, drifted tenants) for health and metrics."""
+
+        def read(c: sqlite3.Connection) -> tuple[int, dict[str, int], int]:
+            by_version: Counter[str] = Counter()
+            for version, count in c.execute(
+                "SELECT coalesce(schema_version, 'none'), count(*) FROM tenants GROUP BY 1"
+            ):
+                by_version[str(version)] = int(count)
+            drifted = c.execute("SELECT count(*) FROM tenants WHERE status = 'drifted'").fetchone()
+            return sum(by_version.values()), dict(by_version), int(drifted[0])
+
+        return await self._run(read)
+
+
+def _record(row: tuple[object, ...]) -> TenantRecord:
+    return msgspec.convert(dict(zip(TenantRecord.__struct_fields__, row, strict=True)), TenantRecord)

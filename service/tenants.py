@@ -1,0 +1,169 @@
+"""The tenant service: what the API's handlers call.
+
+A returning, up-to-date user costs one hop to a worker thread that reads the file's
+schema cookie and compares it with the stamp mirrored in the catalog. Anything else takes
+the per-user lock and runs the full sync, so 50 simultaneous first sign-ins of one user
+provision one database once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import msgspec
+import structlog
+
+from schema_registry.history import HistoryRow, Stamp
+from schema_registry.registry import Registry
+from schema_registry.sync import SyncContext, SyncResult
+from service.backends.local import LocalBackend
+from service.catalog import Catalog, TenantRecord
+from service.errors import Forbidden, NotFound
+
+log = structlog.get_logger("tenantdb.tenants")
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+    """A tenant after an initialize or sync: its record and what the sync did."""
+
+    record: TenantRecord
+    result: SyncResult | None  # None: the fast path found it current
+    created: bool = False
+
+    @property
+    def synced(self) -> bool:
+        return self.result is None or self.result.up_to_date
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class KeyedLocks:
+    """One asyncio.Lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+class TenantService:
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        catalog: Catalog,
+        backend: LocalBackend,
+        auto_sync: bool,
+        environment: str,
+    ) -> None:
+        self.registry = registry
+        self.catalog = catalog
+        self.backend = backend
+        self.auto_sync = auto_sync
+        self.environment = environment
+        self._locks = KeyedLocks()
+
+    async def initialize(self, user_id: str, email: str | None) -> Outcome:
+        record = await self.catalog.get(user_id)
+        if record is not None and (email is None or email == record.email):
+            stamp = await self.backend.check(record.location, self.registry, record.stamp)
+            if stamp is not None:
+                if stamp != record.stamp:
+                    record = await self._remember(record, stamp=stamp)
+                return Outcome(record=record, result=None)
+        return await self._sync(user_id, email, apply=self.auto_sync, trigger="sign-in", create=True)
+
+    async def sync_schema(self, user_id: str, *, admin: bool) -> Outcome:
+        if not self.auto_sync and not admin:
+            raise Forbidden(
+                "sync_mode is verify: only a token with the admin role may apply schema changes"
+            )
+        if await self.catalog.get(user_id) is None:
+            raise NotFound(f"no database for user {user_id}: call POST /api/user/initialize first")
+        return await self._sync(user_id, None, apply=True, trigger="manual", create=False)
+
+    async def is_up_to_date(self, user_id: str) -> bool:
+        record = await self.catalog.get(user_id)
+        if record is None:
+            return False
+        return await self.backend.check(record.location, self.registry, record.stamp) is not None
+
+    async def history(self, user_id: str) -> list[HistoryRow]:
+        record = await self.catalog.get(user_id)
+        rows = None if record is None else await self.backend.history(record.location)
+        if rows is None:
+            raise NotFound(f"no database for user {user_id}: call POST /api/user/initialize first")
+        return rows
+
+    async def _sync(
+        self, user_id: str, email: str | None, *, apply: bool, trigger: str, create: bool
+    ) -> Outcome:
+        async with self._locks.hold(user_id):
+            record = await self.catalog.get(user_id, fresh=True)
+            location = record.location if record else self.backend.location(user_id)
+            if record is None:
+                record = TenantRecord(
+                    user_id=user_id, email=email, location=location, created_at=_now()
+                )
+            result, created = await self.backend.sync(
+                location,
+                self.registry,
+                apply=apply,
+                known=record.stamp,
+                context=SyncContext(trigger=trigger, environment=self.environment),
+                create=create,
+            )
+            if email is not None and email != record.email:
+                record = msgspec.structs.replace(record, email=email)
+            record = await self._remember(record, result=result)
+        self._log(user_id, result, created)
+        return Outcome(record=record, result=result, created=created)
+
+    async def _remember(
+        self, record: TenantRecord, *, result: SyncResult | None = None, stamp: Stamp | None = None
+    ) -> TenantRecord:
+        """Mirror where the database now is into the catalog."""
+        stamp = result.stamp if result is not None else stamp
+        changes: dict[str, object] = {"last_sync_at": _now()}
+        if result is not None:
+            changes["status"] = "current" if result.up_to_date else result.status
+            changes["drift_count"] = len(result.drift)
+        if stamp is not None:
+            changes.update(
+                schema_version=stamp.version,
+                content_hash=stamp.content_hash,
+                schema_cookie=stamp.cookie,
+            )
+        updated = msgspec.structs.replace(record, **changes)
+        await self.catalog.put(updated)
+        return updated
+
+    def _log(self, user_id: str, result: SyncResult, created: bool) -> None:
+        log.info(
+            "schema.sync_applied" if result.statements and result.up_to_date else "schema.sync_checked",
+            user_id=user_id,
+            status=result.status,
+            created=created,
+            from_version=result.from_version,
+            to_version=result.to_version,
+            changes_applied=len(result.applied) if result.up_to_date else 0,
+            drift_count=len(result.drift),
+            duration_ms=result.duration_ms,
+        )
