@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 from litestar import Controller, get
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 
 from service.api.auth_guard import admin_only
 from service.api.schemas import DetailedHealth, Health
@@ -25,7 +25,7 @@ class HealthController(Controller):
     dependencies = {"tenants": Provide(provide_tenants, sync_to_thread=False)}
 
     @get("/", responses=ERRORS)
-    async def detailed(self, tenants: TenantService) -> DetailedHealth:
+    async def detailed(self, tenants: NamedDependency[TenantService]) -> DetailedHealth:
         """Registry, backend reachability, catalog counts and drift (admin token required)."""
         reachable = await tenants.backend.ping()
         count, by_version, drifted = await tenants.catalog.summary()

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 from litestar import Controller, get, post
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody
 from litestar.openapi.datastructures import ResponseSpec
 
 from service.api.auth_guard import authenticated, provide_identity
@@ -76,7 +77,7 @@ class UserController(Controller):
 
     @post("/initialize", status_code=200, responses=ERRORS)
     async def initialize(
-        self, data: InitializeRequest, identity: Identity, tenants: TenantService
+        self, data: JSONBody[InitializeRequest], identity: NamedDependency[Identity], tenants: NamedDependency[TenantService]
     ) -> InitializeResponse:
         """Provision the caller's database if missing, sync its schema, say how to connect."""
         identity.require(check_user_id(data.user_id))
@@ -102,7 +103,7 @@ class UserController(Controller):
 
     @post("/sync-schema/{user_id:str}", status_code=200, responses=ERRORS)
     async def sync_schema(
-        self, user_id: str, identity: Identity, tenants: TenantService
+        self, user_id: FromPath[str], identity: NamedDependency[Identity], tenants: NamedDependency[TenantService]
     ) -> SyncResponse:
         """Run the schema sync now (in verify mode only an admin may)."""
         identity.require(check_user_id(user_id))
@@ -121,7 +122,7 @@ class UserController(Controller):
 
     @get("/schema-version/{user_id:str}", responses=ERRORS)
     async def schema_version(
-        self, user_id: str, identity: Identity, tenants: TenantService
+        self, user_id: FromPath[str], identity: NamedDependency[Identity], tenants: NamedDependency[TenantService]
     ) -> SchemaVersionResponse:
         """The database's recorded version against the app's current one."""
         identity.require(check_user_id(user_id))

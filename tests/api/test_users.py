@@ -1,0 +1,241 @@
+"""The sign-in endpoints over real HTTP against real files."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.api.conftest import open_db, registry_upto
+
+
+def history(path: Path) -> list[tuple[str, int]]:
+    with open_db(path) as conn:
+        rows = conn.execute("SELECT version, changes_applied FROM schema_version ORDER BY id")
+        result = [(str(v), int(n)) for v, n in rows]
+    conn.close()
+    return result
+
+
+def schema_rows(path: Path) -> list[tuple[Any, ...]]:
+    conn = open_db(path)
+    try:
+        return conn.execute("SELECT type, name, sql FROM sqlite_schema ORDER BY name").fetchall()
+    finally:
+        conn.close()
+
+
+def test_new_user_gets_a_database_at_the_current_version(serve: Any) -> None:
+    server = serve()
+    response = server.initialize("alice", "alice@example.com")
+    assert response.status_code == 200
+    body = response.json()
+    assert {k: body[k] for k in ("success", "schema_synced", "schema_version", "created")} == {
+        "success": True,
+        "schema_synced": True,
+        "schema_version": "1.2.0",
+        "created": True,
+    }
+    assert body["database_token"] is None
+    assert body["changes_applied"] == len(body["changes"]) == 30
+    assert body["drift"] == []
+    path = server.db_path(response)
+    assert path.is_file()
+    assert history(path) == [("1.2.0", 30)]
+
+
+def test_returning_user_takes_the_fast_path_and_records_nothing(serve: Any) -> None:
+    server = serve()
+    first = server.initialize("bob", "bob@example.com")
+    again = server.initialize("bob", "bob@example.com")
+    assert again.status_code == 200
+    body = again.json()
+    assert body["created"] is False
+    assert body["changes_applied"] == 0
+    assert body["message"] == "User database initialized successfully; schema is up to date"
+    assert body["database_url"] == first.json()["database_url"]
+    assert history(server.db_path(again)) == [("1.2.0", 30)]
+
+
+def test_out_of_date_user_is_upgraded_through_every_version(serve: Any, tmp_path: Path) -> None:
+    old = serve(registry=registry_upto(tmp_path, "1.0.0"))
+    path = old.db_path(old.initialize("carol"))
+    with open_db(path) as conn:
+        conn.execute("INSERT INTO accounts (name) VALUES ('main')")
+    conn.close()
+    new = serve()
+    response = new.initialize("carol")
+    body = response.json()
+    assert body["schema_version"] == "1.2.0"
+    assert body["schema_synced"] is True
+    assert body["changes_applied"] > 0
+    assert [v for v, _ in history(path)] == ["1.0.0", "1.1.0", "1.2.0"]
+    conn = open_db(path)
+    assert conn.execute("SELECT name, risk_per_trade_pct FROM accounts").fetchall() == [("main", 1.0)]
+    conn.close()
+
+
+def test_an_index_dropped_behind_its_back_is_recreated(serve: Any) -> None:
+    server = serve()
+    path = server.db_path(server.initialize("dave"))
+    conn = open_db(path)
+    conn.execute("DROP INDEX idx_trades_symbol")
+    conn.close()
+    body = server.initialize("dave").json()
+    assert body["changes"] == ["create index idx_trades_symbol on trades"]
+    assert body["schema_synced"] is True
+    conn = open_db(path)
+    assert conn.execute(
+        "SELECT count(*) FROM sqlite_schema WHERE name = 'idx_trades_symbol'"
+    ).fetchone() == (1,)
+    conn.close()
+
+
+def test_unfixable_drift_is_reported_and_nothing_is_applied(serve: Any) -> None:
+    server = serve()
+    path = server.db_path(server.initialize("erin"))
+    conn = open_db(path)
+    conn.executescript(
+        "DROP INDEX idx_trades_symbol; CREATE INDEX idx_trades_symbol ON trades (price);"
+        "DROP INDEX idx_trades_opened_at;"
+    )
+    conn.close()
+    before = schema_rows(path)
+    body = server.initialize("erin").json()
+    assert body["success"] is True
+    assert body["schema_synced"] is False
+    assert [(d["kind"], d["object"]) for d in body["drift"]] == [
+        ("replace_index", "idx_trades_symbol")
+    ]
+    assert schema_rows(path) == before  # idx_trades_opened_at was not re-created either
+    assert "drifted" in body["message"]
+
+
+def test_verify_mode_reports_and_only_an_admin_sync_applies(serve: Any, tmp_path: Path) -> None:
+    old = serve(registry=registry_upto(tmp_path, "1.1.0"))
+    path = old.db_path(old.initialize("frank"))
+    server = serve(sync_mode="verify")
+    before = schema_rows(path)
+    body = server.initialize("frank").json()
+    assert (body["schema_synced"], body["schema_version"]) == (False, "1.1.0")
+    assert "out of date" in body["message"]
+    assert schema_rows(path) == before
+    with server.client() as client:
+        denied = client.post("/api/user/sync-schema/frank", headers=server.headers("frank"))
+        assert denied.status_code == 403
+        assert "verify" in denied.json()["message"]
+        done = client.post(
+            "/api/user/sync-schema/frank", headers=server.headers("ops", admin=True)
+        )
+    assert done.status_code == 200
+    assert (done.json()["success"], done.json()["schema_version"]) == (True, "1.2.0")
+    assert [v for v, _ in history(path)] == ["1.1.0", "1.2.0"]
+
+
+def test_verify_mode_still_provisions_a_new_user(serve: Any) -> None:
+    server = serve(sync_mode="verify")
+    body = server.initialize("gina").json()
+    assert (body["created"], body["schema_synced"], body["schema_version"]) == (True, True, "1.2.0")
+
+
+def test_sync_schema_reports_synced_at_and_changes(serve: Any) -> None:
+    server = serve()
+    path = server.db_path(server.initialize("hank"))
+    conn = open_db(path)
+    conn.execute("DROP VIEW daily_summary")
+    conn.close()
+    with server.client() as client:
+        response = client.post("/api/user/sync-schema/hank", headers=server.headers("hank"))
+    body = response.json()
+    assert response.status_code == 200
+    assert body["success"] is True
+    assert body["changes"] == ["create view daily_summary"]
+    assert body["synced_at"].endswith("Z")
+    assert body["message"] == "Schema synchronized successfully; applied 1 schema change(s)"
+
+
+def test_schema_version_compares_with_the_app(serve: Any, tmp_path: Path) -> None:
+    old = serve(registry=registry_upto(tmp_path, "1.0.0"))
+    old.initialize("ivy")
+    server = serve(sync_mode="verify")
+    with server.client() as client:
+        response = client.get("/api/user/schema-version/ivy", headers=server.headers("ivy"))
+        missing = client.get("/api/user/schema-version/nobody", headers=server.headers("nobody"))
+    body = response.json()
+    assert {k: body[k] for k in ("user_schema_version", "current_app_version", "is_up_to_date")} == {
+        "user_schema_version": "1.0.0",
+        "current_app_version": "1.2.0",
+        "is_up_to_date": False,
+    }
+    assert body["user_schema_description"] == "Initial trading schema"
+    assert missing.status_code == 404
+    assert "initialize" in missing.json()["message"]
+
+
+def test_sync_schema_for_unknown_user_is_404(serve: Any) -> None:
+    server = serve()
+    with server.client() as client:
+        response = client.post("/api/user/sync-schema/ghost", headers=server.headers("ghost"))
+    assert response.status_code == 404
+    assert response.json()["success"] is False
+
+
+def test_fifty_simultaneous_first_sign_ins_make_one_database(serve: Any) -> None:
+    server = serve()
+    headers = server.headers("jill")
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            return await asyncio.gather(
+                *(
+                    client.post("/api/user/initialize", json={"user_id": "jill"}, headers=headers)
+                    for _ in range(50)
+                )
+            )
+
+    responses = asyncio.run(burst())
+    assert [r.status_code for r in responses] == [200] * 50
+    assert sum(r.json()["created"] for r in responses) == 1
+    paths = {server.db_path(r) for r in responses}
+    assert len(paths) == 1
+    assert history(paths.pop()) == [("1.2.0", 30)]
+
+
+def test_twenty_users_in_parallel_each_get_their_own_database(serve: Any) -> None:
+    server = serve()
+    users = [f"user-{i:02d}" for i in range(20)]
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            return await asyncio.gather(
+                *(
+                    client.post(
+                        "/api/user/initialize",
+                        json={"user_id": u, "email": f"{u}@example.com"},
+                        headers=server.headers(u),
+                    )
+                    for u in users
+                )
+            )
+
+    responses = asyncio.run(burst())
+    assert [r.status_code for r in responses] == [200] * 20
+    paths = [server.db_path(r) for r in responses]
+    assert len(set(paths)) == 20
+    assert all(history(p) == [("1.2.0", 30)] for p in paths)
+    conn = sqlite3.connect(Path(server.settings.data_dir) / "catalog.db")
+    assert conn.execute("SELECT count(*), min(schema_version) FROM tenants").fetchone() == (20, "1.2.0")
+    conn.close()
+
+
+def test_admin_may_initialize_another_users_database(serve: Any) -> None:
+    server = serve()
+    with server.client() as client:
+        response = client.post(
+            "/api/user/initialize", json={"user_id": "kim"}, headers=server.headers("ops", admin=True)
+        )
+    assert response.status_code == 200
+    assert response.json()["created"] is True
