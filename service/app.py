@@ -33,9 +33,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         catalog = Catalog(data / "catalog.db")
-        backend = LocalBackend(
-            data, workers=settings.workers, cache_size=settings.connection_cache
-        )
+        backend = LocalBackend(data, workers=settings.workers, cache_size=settings.connection_cache)
         await catalog.open()
         app.state.tenants = TenantService(
             registry=registry,

@@ -40,9 +40,7 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True):
 def check_user_id(user_id: str) -> str:
     """Refuse anything but 1-64 of [A-Za-z0-9_-] before it nears a path or a namespace."""
     if not isinstance(user_id, str) or _USER_ID.fullmatch(user_id) is None:
-        raise BadRequest(
-            "user_id must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'"
-        )
+        raise BadRequest("user_id must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'")
     return user_id
 
 
@@ -61,10 +59,14 @@ class Authenticator:
 
     async def authenticate(self, authorization: str | None) -> Identity:
         if not authorization:
-            raise Unauthorized("missing Authorization: Bearer <token> header", error="invalid_request")
+            raise Unauthorized(
+                "missing Authorization: Bearer <token> header", error="invalid_request"
+            )
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("Authorization header must be 'Bearer <token>'", error="invalid_request")
+            raise Unauthorized(
+                "Authorization header must be 'Bearer <token>'", error="invalid_request"
+            )
         claims = await self._verify(token.strip())
         user_id = claims.get(self._settings.jwt_user_claim)
         if not isinstance(user_id, str) or not user_id:
@@ -131,9 +133,7 @@ class Authenticator:
         )
 
 
-def mint_token(
-    settings: Settings, user_id: str, *, admin: bool = False, ttl: int = 3600
-) -> str:
+def mint_token(settings: Settings, user_id: str, *, admin: bool = False, ttl: int = 3600) -> str:
     """A development token signed with the shared secret (HS256)."""
     if not settings.jwt_secret:
         raise BadRequest("TENANTDB_JWT_SECRET is not set: nothing to sign a token with")

@@ -145,4 +145,6 @@ class Catalog:
 
 
 def _record(row: tuple[object, ...]) -> TenantRecord:
-    return msgspec.convert(dict(zip(TenantRecord.__struct_fields__, row, strict=True)), TenantRecord)
+    return msgspec.convert(
+        dict(zip(TenantRecord.__struct_fields__, row, strict=True)), TenantRecord
+    )

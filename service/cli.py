@@ -22,7 +22,7 @@ from service.logs import configure_logging
 
 log = structlog.get_logger("tenantdb.cli")
 
-DEV_SECRET_FILE = ".dev-jwt-secret"
+DEV_SECRET_FILE = ".dev-jwt-secret"  # noqa: S105 - a file name, not a secret
 EPILOG = """\
 examples:
   tenantdb serve                       # embedded default on 127.0.0.1:8000, data in ./data
@@ -55,9 +55,9 @@ def with_dev_secret(settings: Settings) -> Settings:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
+    import uvicorn  # noqa: PLC0415 - `tenantdb token` need not load the web stack
 
-    from service.app import create_app
+    from service.app import create_app  # noqa: PLC0415 - as above
 
     settings = with_dev_secret(settings)
     registry = load_registry(settings.registry)
@@ -69,7 +69,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             f"  curl -s -X POST http://{args.host}:{args.port}/api/user/initialize \\\n"
             f"    -H 'Authorization: Bearer {token}' \\\n"
             "    -H 'Content-Type: application/json' \\\n"
-            "    -d '{\"user_id\": \"demo-user\", \"email\": \"demo@example.com\"}'\n\n"
+            '    -d \'{"user_id": "demo-user", "email": "demo@example.com"}\'\n\n'
             f"  API docs: http://{args.host}:{args.port}/schema\n\n"
         )
         sys.stdout.flush()

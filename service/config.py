@@ -59,9 +59,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 _SECRET_FIELDS: Final = frozenset({"jwt_secret"})
 
 
-def load_settings(
-    environ: Mapping[str, str] | None = None, **overrides: Any
-) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build settings from a config file (TENANTDB_CONFIG), the environment and overrides."""
     env = os.environ if environ is None else environ
     raw: dict[str, Any] = {}
@@ -123,9 +121,7 @@ def _check(s: Settings) -> list[str]:
         )
     if not s.jwt_algorithms:
         problems.append("TENANTDB_JWT_ALGORITHMS: give at least one algorithm")
-    if any(a in ASYMMETRIC for a in s.jwt_algorithms) and not (
-        s.jwt_public_key_file or s.jwks_url
-    ):
+    if any(a in ASYMMETRIC for a in s.jwt_algorithms) and not (s.jwt_public_key_file or s.jwks_url):
         problems.append(
             "TENANTDB_JWT_ALGORITHMS: asymmetric algorithms need "
             "TENANTDB_JWT_PUBLIC_KEY_FILE or TENANTDB_JWKS_URL"

@@ -13,6 +13,7 @@ import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
 
 from schema_registry.errors import NewerDatabaseError, SchemaRegistryError
 
@@ -117,7 +118,7 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
     )
 
 
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ServiceError: service_error_handler,
     HTTPException: http_exception_handler,
     SchemaRegistryError: registry_error_handler,

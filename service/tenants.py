@@ -88,7 +88,9 @@ class TenantService:
                 if stamp != record.stamp:
                     record = await self._remember(record, stamp=stamp)
                 return Outcome(record=record, result=None)
-        return await self._sync(user_id, email, apply=self.auto_sync, trigger="sign-in", create=True)
+        return await self._sync(
+            user_id, email, apply=self.auto_sync, trigger="sign-in", create=True
+        )
 
     async def sync_schema(self, user_id: str, *, admin: bool) -> Outcome:
         if not self.auto_sync and not admin:
@@ -157,7 +159,9 @@ class TenantService:
 
     def _log(self, user_id: str, result: SyncResult, created: bool) -> None:
         log.info(
-            "schema.sync_applied" if result.statements and result.up_to_date else "schema.sync_checked",
+            "schema.sync_applied"
+            if result.statements and result.up_to_date
+            else "schema.sync_checked",
             user_id=user_id,
             status=result.status,
             created=created,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
 

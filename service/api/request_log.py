@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
 
 import structlog
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("tenantdb.http")
@@ -14,7 +14,7 @@ log = structlog.get_logger("tenantdb.http")
 
 def request_logging(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -28,7 +28,7 @@ def request_logging(app: ASGIApp) -> ASGIApp:
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
-                message["headers"] = headers  # type: ignore[typeddict-unknown-key]
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -37,7 +37,7 @@ def request_logging(app: ASGIApp) -> ASGIApp:
             identity = scope.get("state", {}).get("identity")
             log.info(
                 "request.completed",
-                method=scope["method"],
+                method=scope.get("method"),
                 path=scope["path"],
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),

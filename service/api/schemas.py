@@ -22,12 +22,12 @@ UserId = Annotated[str, msgspec.Meta(pattern=USER_ID_PATTERN, description="1-64 
 Email = Annotated[str, msgspec.Meta(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
 
 
-class InitializeRequest(Body):
+class InitializeRequest(Body, frozen=True):
     user_id: UserId
     email: Email | None = None
 
 
-class DriftItem(Reply):
+class DriftItem(Reply, frozen=True):
     """A difference tenantdb will not fix by itself: it needs an operator or a migration."""
 
     kind: str
@@ -47,7 +47,7 @@ class DriftItem(Reply):
         )
 
 
-class InitializeResponse(Reply):
+class InitializeResponse(Reply, frozen=True):
     success: bool
     message: str
     database_url: str
@@ -61,7 +61,7 @@ class InitializeResponse(Reply):
     warnings: list[str]
 
 
-class SyncResponse(Reply):
+class SyncResponse(Reply, frozen=True):
     success: bool
     message: str
     schema_version: str | None
@@ -72,7 +72,7 @@ class SyncResponse(Reply):
     warnings: list[str]
 
 
-class SchemaVersionResponse(Reply):
+class SchemaVersionResponse(Reply, frozen=True):
     user_schema_version: str | None
     user_schema_description: str | None
     user_schema_created_at: str | None
@@ -83,11 +83,11 @@ class SchemaVersionResponse(Reply):
     current_app_created_at: str
 
 
-class Health(Reply):
+class Health(Reply, frozen=True):
     status: str
 
 
-class DetailedHealth(Reply):
+class DetailedHealth(Reply, frozen=True):
     status: str
     registry_path: str
     registry_version: str

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from litestar import Controller, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, JSONBody
 
 from service.api.auth_guard import authenticated, provide_identity
 from service.api.schemas import (
@@ -27,7 +27,9 @@ ERRORS: dict[int, ResponseSpec] = {
     401: ResponseSpec(ErrorBody, description="Missing, malformed, badly signed or expired token"),
     403: ResponseSpec(ErrorBody, description="The token may not act on this user_id"),
     404: ResponseSpec(ErrorBody, description="No database for this user yet"),
-    409: ResponseSpec(ErrorBody, description="The database is at a newer version than the registry"),
+    409: ResponseSpec(
+        ErrorBody, description="The database is at a newer version than the registry"
+    ),
     500: ResponseSpec(ErrorBody, description="Internal error; nothing was half-applied"),
 }
 
@@ -77,7 +79,10 @@ class UserController(Controller):
 
     @post("/initialize", status_code=200, responses=ERRORS)
     async def initialize(
-        self, data: JSONBody[InitializeRequest], identity: NamedDependency[Identity], tenants: NamedDependency[TenantService]
+        self,
+        data: JSONBody[InitializeRequest],
+        identity: NamedDependency[Identity],
+        tenants: NamedDependency[TenantService],
     ) -> InitializeResponse:
         """Provision the caller's database if missing, sync its schema, say how to connect."""
         identity.require(check_user_id(data.user_id))
@@ -103,7 +108,10 @@ class UserController(Controller):
 
     @post("/sync-schema/{user_id:str}", status_code=200, responses=ERRORS)
     async def sync_schema(
-        self, user_id: FromPath[str], identity: NamedDependency[Identity], tenants: NamedDependency[TenantService]
+        self,
+        user_id: FromPath[str],
+        identity: NamedDependency[Identity],
+        tenants: NamedDependency[TenantService],
     ) -> SyncResponse:
         """Run the schema sync now (in verify mode only an admin may)."""
         identity.require(check_user_id(user_id))
@@ -122,7 +130,10 @@ class UserController(Controller):
 
     @get("/schema-version/{user_id:str}", responses=ERRORS)
     async def schema_version(
-        self, user_id: FromPath[str], identity: NamedDependency[Identity], tenants: NamedDependency[TenantService]
+        self,
+        user_id: FromPath[str],
+        identity: NamedDependency[Identity],
+        tenants: NamedDependency[TenantService],
     ) -> SchemaVersionResponse:
         """The database's recorded version against the app's current one."""
         identity.require(check_user_id(user_id))

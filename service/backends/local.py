@@ -83,8 +83,14 @@ class LocalBackend:
                 location,
                 create,
                 lambda db: drive(
-                    sync(db, registry, target=target, apply=apply or created, known=known,
-                         context=context)
+                    sync(
+                        db,
+                        registry,
+                        target=target,
+                        apply=apply or created,
+                        known=known,
+                        context=context,
+                    )
                 ),
             )
             return result, created
@@ -100,7 +106,7 @@ class LocalBackend:
             except sqlite3.OperationalError:
                 return None  # no file: the slow path provisions it
             try:
-                current, head, cookie = drive(check(SqliteDatabase(conn), registry.current, known))
+                current, head, _cookie = drive(check(SqliteDatabase(conn), registry.current, known))
             finally:
                 self._pool.checkin(location, conn)
             if not current:
@@ -125,9 +131,10 @@ class LocalBackend:
         return await self._run(lambda: os.path.exists(location))
 
     async def ping(self) -> bool:
-        return await self._run(lambda: self.root.parent.is_dir() and os.access(self.root.parent, os.W_OK))
+        return await self._run(
+            lambda: self.root.parent.is_dir() and os.access(self.root.parent, os.W_OK)
+        )
 
     async def close(self) -> None:
         await self._run(self._pool.close)
         self._executor.shutdown(wait=True)
-

@@ -59,8 +59,9 @@ class Running:
 
     def start(self) -> None:
         app = create_app(self.settings)
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
-                                access_log=False, lifespan="on")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_config=None, access_log=False, lifespan="on"
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
@@ -89,7 +90,9 @@ class Running:
         if email is not None:
             body["email"] = email
         with self.client() as client:
-            return client.post("/api/user/initialize", json=body, headers=self.headers(user_id), **kwargs)
+            return client.post(
+                "/api/user/initialize", json=body, headers=self.headers(user_id), **kwargs
+            )
 
     def db_path(self, response: httpx.Response) -> Path:
         url = response.json()["database_url"]

@@ -74,7 +74,9 @@ def test_out_of_date_user_is_upgraded_through_every_version(serve: Any, tmp_path
     assert body["changes_applied"] > 0
     assert [v for v, _ in history(path)] == ["1.0.0", "1.1.0", "1.2.0"]
     conn = open_db(path)
-    assert conn.execute("SELECT name, risk_per_trade_pct FROM accounts").fetchall() == [("main", 1.0)]
+    assert conn.execute("SELECT name, risk_per_trade_pct FROM accounts").fetchall() == [
+        ("main", 1.0)
+    ]
     conn.close()
 
 
@@ -127,9 +129,7 @@ def test_verify_mode_reports_and_only_an_admin_sync_applies(serve: Any, tmp_path
         denied = client.post("/api/user/sync-schema/frank", headers=server.headers("frank"))
         assert denied.status_code == 403
         assert "verify" in denied.json()["message"]
-        done = client.post(
-            "/api/user/sync-schema/frank", headers=server.headers("ops", admin=True)
-        )
+        done = client.post("/api/user/sync-schema/frank", headers=server.headers("ops", admin=True))
     assert done.status_code == 200
     assert (done.json()["success"], done.json()["schema_version"]) == (True, "1.2.0")
     assert [v for v, _ in history(path)] == ["1.1.0", "1.2.0"]
@@ -165,7 +165,9 @@ def test_schema_version_compares_with_the_app(serve: Any, tmp_path: Path) -> Non
         response = client.get("/api/user/schema-version/ivy", headers=server.headers("ivy"))
         missing = client.get("/api/user/schema-version/nobody", headers=server.headers("nobody"))
     body = response.json()
-    assert {k: body[k] for k in ("user_schema_version", "current_app_version", "is_up_to_date")} == {
+    assert {
+        k: body[k] for k in ("user_schema_version", "current_app_version", "is_up_to_date")
+    } == {
         "user_schema_version": "1.0.0",
         "current_app_version": "1.2.0",
         "is_up_to_date": False,
@@ -227,7 +229,10 @@ def test_twenty_users_in_parallel_each_get_their_own_database(serve: Any) -> Non
     assert len(set(paths)) == 20
     assert all(history(p) == [("1.2.0", 30)] for p in paths)
     conn = sqlite3.connect(Path(server.settings.data_dir) / "catalog.db")
-    assert conn.execute("SELECT count(*), min(schema_version) FROM tenants").fetchone() == (20, "1.2.0")
+    assert conn.execute("SELECT count(*), min(schema_version) FROM tenants").fetchone() == (
+        20,
+        "1.2.0",
+    )
     conn.close()
 
 
@@ -235,7 +240,9 @@ def test_admin_may_initialize_another_users_database(serve: Any) -> None:
     server = serve()
     with server.client() as client:
         response = client.post(
-            "/api/user/initialize", json={"user_id": "kim"}, headers=server.headers("ops", admin=True)
+            "/api/user/initialize",
+            json={"user_id": "kim"},
+            headers=server.headers("ops", admin=True),
         )
     assert response.status_code == 200
     assert response.json()["created"] is True
