@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import structlog
@@ -16,8 +16,11 @@ from service.api.health import HealthController, health
 from service.api.request_log import request_logging
 from service.api.users import UserController
 from service.auth import Authenticator
+from service.backends.base import Backend
 from service.backends.local import LocalBackend
-from service.catalog import Catalog
+from service.backends.sqld import SqldBackend
+from service.backends.threaded import ThreadedSqlite
+from service.catalog import Catalog, CatalogStore
 from service.config import Settings
 from service.errors import EXCEPTION_HANDLERS
 from service.tenants import TenantService
@@ -25,15 +28,34 @@ from service.tenants import TenantService
 log = structlog.get_logger("tenantdb.app")
 
 
+async def open_backend(
+    settings: Settings,
+) -> tuple[Backend, CatalogStore, Callable[[], Awaitable[None]]]:
+    """The configured backend, the store its catalog lives in, and how to close both."""
+    if settings.backend == "sqld":
+        sqld = SqldBackend(settings)
+        await sqld.prepare()
+        return sqld, sqld.catalog_store(), sqld.close
+    local = LocalBackend(
+        settings.data_path, workers=settings.workers, cache_size=settings.connection_cache
+    )
+    store = ThreadedSqlite(settings.data_path / "catalog.db")
+
+    async def close() -> None:
+        await local.close()
+        await store.close()
+
+    return local, store, close
+
+
 def create_app(settings: Settings, registry: Registry | None = None) -> Litestar:
     """Build the app. The registry loads (and validates) here, so a bad one stops the start."""
     registry = registry or load_registry(settings.registry)
-    data = settings.data_path
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        catalog = Catalog(data / "catalog.db")
-        backend = LocalBackend(data, workers=settings.workers, cache_size=settings.connection_cache)
+        backend, store, close = await open_backend(settings)
+        catalog = Catalog(store)
         await catalog.open()
         app.state.tenants = TenantService(
             registry=registry,
@@ -45,7 +67,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
         log.info(
             "service.started",
             backend=backend.kind,
-            data_dir=str(data),
+            data_dir=str(settings.data_path) if backend.kind == "local" else None,
             registry=registry.path,
             registry_version=registry.current.version,
             sync_mode=settings.sync_mode,
@@ -53,8 +75,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
         try:
             yield
         finally:
-            await backend.close()
-            await catalog.close()
+            await close()
             log.info("service.stopped")
 
     return Litestar(

@@ -1,6 +1,7 @@
 """The catalog of tenants: who has a database, where, and at which version.
 
-A SQLite file in the data directory on the local backend. Its stamps (version, content
+A SQLite file in the data directory on the local backend, a dedicated namespace on sqld
+(so every service replica sees it). Its stamps (version, content
 hash, schema cookie) mirror each tenant's newest history row, so a returning user's
 up-to-date check reads only the tenant file's header. Rows are cached in memory; the
 cache may lag another process, which only sends a request down the slower, still correct
@@ -9,20 +10,14 @@ path (the tenant's own history row is the authority).
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Final, TypeVar
+from collections.abc import Sequence
+from typing import Final, Protocol
 
 import msgspec
 
+from schema_registry.database import Row, Value
 from schema_registry.history import Stamp
-from schema_registry.sqlite_db import connect
-
-T = TypeVar("T")
+from schema_registry.sqltext import split_statements
 
 CATALOG_DDL: Final = """
 CREATE TABLE IF NOT EXISTS tenants (
@@ -66,36 +61,24 @@ class TenantRecord(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-class Catalog:
-    """Catalog access on one dedicated thread: catalog writes are few and serialised."""
+class CatalogStore(Protocol):
+    """What the catalog needs of its database: the engine's interface, reads and writes."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
-        self._conn: sqlite3.Connection | None = None
+    async def fetch(self, sql: str, params: Sequence[Value] = ()) -> list[Row]: ...
+
+    async def execute(self, sql: str, params: Sequence[Value] = ()) -> None: ...
+
+
+class Catalog:
+    """Tenant rows in a database every service replica sees, with a read cache in front."""
+
+    def __init__(self, store: CatalogStore) -> None:
+        self.store = store
         self._cache: dict[str, TenantRecord] = {}
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def call() -> T:
-            if self._conn is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._conn = connect(self.path)
-                self._conn.executescript(CATALOG_DDL)
-            return fn(self._conn)
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
-
     async def open(self) -> None:
-        await self._run(lambda conn: None)
-
-    async def close(self) -> None:
-        def shut(conn: sqlite3.Connection) -> None:
-            conn.close()
-            self._conn = None
-
-        if self._conn is not None:
-            await self._run(shut)
-        self._executor.shutdown(wait=True)
+        for statement in split_statements(CATALOG_DDL):
+            await self.store.execute(statement)
 
     def cached(self, user_id: str) -> TenantRecord | None:
         return self._cache.get(user_id)
@@ -103,10 +86,8 @@ class Catalog:
     async def get(self, user_id: str, *, fresh: bool = False) -> TenantRecord | None:
         if not fresh and (hit := self._cache.get(user_id)) is not None:
             return hit
-        rows = await self._run(
-            lambda c: c.execute(
-                f"SELECT {_COLUMNS} FROM tenants WHERE user_id = ?", (user_id,)
-            ).fetchall()
+        rows = await self.store.fetch(
+            f"SELECT {_COLUMNS} FROM tenants WHERE user_id = ?", (user_id,)
         )
         record = _record(rows[0]) if rows else None
         if record is None:
@@ -118,33 +99,28 @@ class Catalog:
     async def put(self, record: TenantRecord) -> None:
         """Insert or replace a tenant's row (the caller holds that tenant's lock)."""
         values = tuple(msgspec.structs.astuple(record))
-        await self._run(
-            lambda c: c.execute(
-                f"INSERT OR REPLACE INTO tenants ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", values
-            )
+        await self.store.execute(
+            f"INSERT OR REPLACE INTO tenants ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", values
         )
         self._cache[record.user_id] = record
 
     async def delete(self, user_id: str) -> None:
-        await self._run(lambda c: c.execute("DELETE FROM tenants WHERE user_id = ?", (user_id,)))
+        await self.store.execute("DELETE FROM tenants WHERE user_id = ?", (user_id,))
         self._cache.pop(user_id, None)
 
     async def summary(self) -> tuple[int, dict[str, int], int]:
         """(tenant count, tenants by version, drifted tenants) for health and metrics."""
-
-        def read(c: sqlite3.Connection) -> tuple[int, dict[str, int], int]:
-            by_version: Counter[str] = Counter()
-            for version, count in c.execute(
+        by_version = {
+            str(version): int(count)  # type: ignore[arg-type]
+            for version, count in await self.store.fetch(
                 "SELECT coalesce(schema_version, 'none'), count(*) FROM tenants GROUP BY 1"
-            ):
-                by_version[str(version)] = int(count)
-            drifted = c.execute("SELECT count(*) FROM tenants WHERE status = 'drifted'").fetchone()
-            return sum(by_version.values()), dict(by_version), int(drifted[0])
-
-        return await self._run(read)
+            )
+        }
+        drifted = await self.store.fetch("SELECT count(*) FROM tenants WHERE status = 'drifted'")
+        return sum(by_version.values()), by_version, int(drifted[0][0])  # type: ignore[arg-type]
 
 
-def _record(row: tuple[object, ...]) -> TenantRecord:
+def _record(row: Row) -> TenantRecord:
     return msgspec.convert(
         dict(zip(TenantRecord.__struct_fields__, row, strict=True)), TenantRecord
     )

@@ -45,6 +45,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     jwt_leeway: float = 30.0
     jwt_user_claim: str = "sub"
     admin_role: str = "tenantdb:admin"
+    # sqld backend: lists are comma-separated, one entry per sqld primary (shard), same order.
+    sqld_url: tuple[str, ...] = ("http://127.0.0.1:8080",)
+    sqld_admin_url: tuple[str, ...] = ("http://127.0.0.1:9090",)
+    sqld_jwt_key_file: str | None = None  # Ed25519 private key (PEM); sqld has its public half
+    public_url_template: str | None = None  # e.g. libsql://{namespace}.db.example.com
+    token_ttl: int = 3600  # seconds a database_token is valid
+    sqld_catalog_namespace: str = "tenantdb-catalog"
     # Runtime
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -57,6 +64,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 _SECRET_FIELDS: Final = frozenset({"jwt_secret"})
+_LIST_FIELDS: Final = frozenset({"jwt_algorithms", "sqld_url", "sqld_admin_url"})
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -97,7 +105,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
 
 
 def _from_env(name: str, value: str) -> Any:
-    if name == "jwt_algorithms":
+    if name in _LIST_FIELDS:
         return tuple(part.strip() for part in value.split(",") if part.strip())
     return value
 
@@ -135,5 +143,27 @@ def _check(s: Settings) -> list[str]:
     if s.jwt_leeway < 0:
         problems.append("TENANTDB_JWT_LEEWAY: must be 0 or more")
     if s.backend == "sqld":
-        problems.append("TENANTDB_BACKEND=sqld: not available in this build yet (use local)")
+        problems += _check_sqld(s)
+    return problems
+
+
+def _check_sqld(s: Settings) -> list[str]:
+    problems: list[str] = []
+    if not s.sqld_url:
+        problems.append("TENANTDB_SQLD_URL: give at least one sqld URL")
+    if len(s.sqld_admin_url) != len(s.sqld_url):
+        problems.append(
+            "TENANTDB_SQLD_ADMIN_URL: give one admin URL per TENANTDB_SQLD_URL, in the same order"
+        )
+    if not s.sqld_jwt_key_file:
+        problems.append("TENANTDB_SQLD_JWT_KEY_FILE: the Ed25519 private key (PEM) is required")
+    elif not Path(s.sqld_jwt_key_file).is_file():
+        problems.append(f"TENANTDB_SQLD_JWT_KEY_FILE: no such file {s.sqld_jwt_key_file}")
+    if not s.public_url_template or "{namespace}" not in s.public_url_template:
+        problems.append(
+            "TENANTDB_PUBLIC_URL_TEMPLATE: required, with {namespace} "
+            "(e.g. libsql://{namespace}.db.example.com)"
+        )
+    if s.token_ttl < 60:
+        problems.append("TENANTDB_TOKEN_TTL: at least 60 seconds")
     return problems

@@ -9,9 +9,12 @@ provision one database once.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import msgspec
 import structlog
@@ -19,7 +22,7 @@ import structlog
 from schema_registry.history import HistoryRow, Stamp
 from schema_registry.registry import Registry
 from schema_registry.sync import SyncContext, SyncResult
-from service.backends.local import LocalBackend
+from service.backends.base import Backend
 from service.catalog import Catalog, TenantRecord
 from service.errors import Forbidden, NotFound
 
@@ -40,6 +43,11 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+async def remove_export(path: Path) -> None:
+    """Remove an export file and its temporary folder."""
+    await asyncio.to_thread(shutil.rmtree, path.parent, ignore_errors=True)
 
 
 class KeyedLocks:
@@ -69,7 +77,7 @@ class TenantService:
         *,
         registry: Registry,
         catalog: Catalog,
-        backend: LocalBackend,
+        backend: Backend,
         auto_sync: bool,
         environment: str,
     ) -> None:
@@ -100,6 +108,34 @@ class TenantService:
         if await self.catalog.get(user_id) is None:
             raise NotFound(f"no database for user {user_id}: call POST /api/user/initialize first")
         return await self._sync(user_id, None, apply=True, trigger="manual", create=False)
+
+    async def delete(self, user_id: str) -> None:
+        """Remove the user's database and catalog row (account deletion)."""
+        async with self._locks.hold(user_id):
+            record = await self.catalog.get(user_id, fresh=True)
+            if record is None:
+                raise NotFound(f"no database for user {user_id}")
+            await self.backend.delete(record.location)
+            await self.catalog.delete(user_id)
+        log.info("tenant.deleted", user_id=user_id)
+
+    async def export(self, user_id: str) -> Path:
+        """A consistent SQLite file of the user's database in a new temporary folder.
+
+        The caller removes it with `remove_export` once it has been sent.
+        """
+        record = await self.catalog.get(user_id)
+        if record is None:
+            raise NotFound(f"no database for user {user_id}: nothing to export")
+        folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="tenantdb-export-"))
+        dest = folder / f"{user_id}.db"
+        try:
+            await self.backend.export(record.location, dest)
+        except BaseException:
+            await remove_export(dest)
+            raise
+        log.info("tenant.exported", user_id=user_id)
+        return dest
 
     async def is_up_to_date(self, user_id: str) -> bool:
         record = await self.catalog.get(user_id)

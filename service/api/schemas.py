@@ -98,3 +98,8 @@ class DetailedHealth(Reply, frozen=True):
     tenants: int
     tenants_by_version: dict[str, int]
     drifted_tenants: int
+
+
+class Deleted(Reply, frozen=True):
+    success: bool
+    message: str

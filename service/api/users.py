@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from litestar import Controller, get, post
+from litestar import Controller, delete, get, post
+from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
+from litestar.response import File
 
 from service.api.auth_guard import authenticated, provide_identity
 from service.api.schemas import (
+    Deleted,
     DriftItem,
     InitializeRequest,
     InitializeResponse,
@@ -20,7 +23,7 @@ from service.api.schemas import (
 )
 from service.auth import Identity, check_user_id
 from service.errors import ErrorBody
-from service.tenants import Outcome, TenantService
+from service.tenants import Outcome, TenantService, remove_export
 
 ERRORS: dict[int, ResponseSpec] = {
     400: ResponseSpec(ErrorBody, description="Bad input: the message says which field and why"),
@@ -149,4 +152,38 @@ class UserController(Controller):
             current_app_description=current.description,
             current_app_created_at=current.created_at,
             is_up_to_date=await tenants.is_up_to_date(user_id),
+        )
+
+    @delete("/{user_id:str}", status_code=200, responses=ERRORS)
+    async def delete_user(
+        self,
+        user_id: FromPath[str],
+        identity: NamedDependency[Identity],
+        tenants: NamedDependency[TenantService],
+    ) -> Deleted:
+        """Delete the user's database and catalog row (account deletion; owner or admin)."""
+        identity.require(check_user_id(user_id))
+        await tenants.delete(user_id)
+        return Deleted(success=True, message=f"database of {user_id} deleted")
+
+    @get(
+        "/{user_id:str}/export",
+        responses=ERRORS,
+        media_type="application/vnd.sqlite3",
+        response_description="A consistent SQLite file of the user's database",
+    )
+    async def export(
+        self,
+        user_id: FromPath[str],
+        identity: NamedDependency[Identity],
+        tenants: NamedDependency[TenantService],
+    ) -> File:
+        """Download the user's database as one SQLite file (data portability)."""
+        identity.require(check_user_id(user_id))
+        path = await tenants.export(user_id)
+        return File(
+            path=path,
+            filename=f"{user_id}.db",
+            media_type="application/vnd.sqlite3",
+            background=BackgroundTask(remove_export, path),
         )

@@ -9,6 +9,7 @@ worker thread with `drive()`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -127,8 +128,33 @@ class LocalBackend:
 
         return await self._run(work)
 
-    async def exists(self, location: str) -> bool:
-        return await self._run(lambda: os.path.exists(location))
+    async def delete(self, location: str) -> bool:
+        def work() -> bool:
+            self._pool.discard(location)
+            found = os.path.exists(location)
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(location + suffix)
+            return found
+
+        return await self._run(work)
+
+    async def export(self, location: str, dest: Path) -> None:
+        """SQLite's online backup: a consistent copy even while others write."""
+
+        def work() -> None:
+            if not os.path.exists(location):
+                raise NotFound("no database file to export")
+            source = self._pool.checkout(location, create=False)
+            target = sqlite3.connect(dest)
+            try:
+                source.backup(target)
+                target.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+            finally:
+                target.close()
+                self._pool.checkin(location, source)
+
+        await self._run(work)
 
     async def ping(self) -> bool:
         return await self._run(

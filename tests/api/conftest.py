@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import sqlite3
@@ -12,22 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import libsql_client
 import pytest
 import uvicorn
 
 from schema_registry.registry import load_registry
+from schema_registry.sqltext import split_statements
 from service.app import create_app
 from service.auth import mint_token
 from service.config import Settings, load_settings
 from tests.conftest import EXAMPLE_REGISTRY
+from tests.sqld import SqldServer, free_port, make_keypair
 
 SECRET = "test-secret-" + "x" * 40
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def registry_upto(tmp: Path, version: str) -> Path:
@@ -94,26 +92,89 @@ class Running:
                 "/api/user/initialize", json=body, headers=self.headers(user_id), **kwargs
             )
 
-    def db_path(self, response: httpx.Response) -> Path:
-        url = response.json()["database_url"]
-        assert url.startswith("file:")
-        return Path(url.removeprefix("file:"))
+    def tenant(self, response: httpx.Response) -> TenantSql:
+        assert response.status_code == 200, response.text
+        return TenantSql(response.json())
 
 
 def open_db(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path, isolation_level=None)
 
 
+class TenantSql:
+    """SQL on a tenant database as the app would run it: its file, or libsql-client over ws."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.url: str = body["database_url"]
+        self.token: str | None = body["database_token"]
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return self._run([sql])[0]
+
+    def script(self, sql: str) -> None:
+        self._run(split_statements(sql))
+
+    def _run(self, statements: list[str]) -> list[list[tuple[Any, ...]]]:
+        if self.url.startswith("file:"):
+            conn = open_db(Path(self.url.removeprefix("file:")))
+            try:
+                return [conn.execute(s).fetchall() for s in statements]
+            finally:
+                conn.close()
+        return asyncio.run(self._remote(statements))
+
+    async def _remote(self, statements: list[str]) -> list[list[tuple[Any, ...]]]:
+        async with libsql_client.create_client(self.url, auth_token=self.token) as client:
+            results = await client.batch(statements)
+        return [[tuple(row) for row in rs.rows] for rs in results]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def localhost_subdomains() -> Iterator[None]:
+    """Resolve *.localhost to loopback, as RFC 6761 says (sqld reads the namespace from it)."""
+    original = socket.getaddrinfo
+
+    def resolve(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(host, str) and host.endswith(".localhost"):
+            host = "127.0.0.1"
+        return original(host, *args, **kwargs)
+
+    socket.getaddrinfo = resolve  # type: ignore[assignment]
+    yield
+    socket.getaddrinfo = original  # type: ignore[assignment]
+
+
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Any]:
-    """Start servers on demand: serve(registry=..., sync_mode=...) -> Running."""
+def backend_kind() -> str:
+    """Which backend `serve` starts; test modules that run on both override it."""
+    return "local"
+
+
+@pytest.fixture
+def serve(tmp_path: Path, backend_kind: str) -> Iterator[Any]:
+    """Start servers on demand: serve(registry=..., sync_mode=...) -> Running.
+
+    On the sqld backend one real sqld (JWT auth on) serves every restart within a test.
+    """
     started: list[Running] = []
     data_dir = tmp_path / "data"
+    sqld: SqldServer | None = None
+    backend: dict[str, Any] = {}
+    if backend_kind == "sqld":
+        private, public = make_keypair(tmp_path, "sqld")
+        sqld = SqldServer(tmp_path / "sqld", [public]).start()
+        backend = {
+            "backend": "sqld",
+            "sqld_url": (sqld.url,),
+            "sqld_admin_url": (sqld.admin_url,),
+            "sqld_jwt_key_file": str(private),
+            "public_url_template": f"ws://{{namespace}}.localhost:{sqld.port}",
+        }
 
     def start(**overrides: Any) -> Running:
         for server in started:
             server.stop()
-        values: dict[str, Any] = {"data_dir": str(data_dir), "jwt_secret": SECRET}
+        values: dict[str, Any] = {"data_dir": str(data_dir), "jwt_secret": SECRET, **backend}
         values.update({k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()})
         running = Running(load_settings({}, **values), free_port())
         running.start()
@@ -123,3 +184,5 @@ def serve(tmp_path: Path) -> Iterator[Any]:
     yield start
     for server in started:
         server.stop()
+    if sqld is not None:
+        sqld.stop()

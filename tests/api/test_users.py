@@ -1,31 +1,27 @@
-"""The sign-in endpoints over real HTTP against real files."""
+"""The sign-in endpoints over real HTTP, on both backends: local files and a real sqld."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.api.conftest import open_db, registry_upto
+from tests.api.conftest import TenantSql, registry_upto
 
-
-def history(path: Path) -> list[tuple[str, int]]:
-    with open_db(path) as conn:
-        rows = conn.execute("SELECT version, changes_applied FROM schema_version ORDER BY id")
-        result = [(str(v), int(n)) for v, n in rows]
-    conn.close()
-    return result
+HISTORY = "SELECT version, changes_applied FROM schema_version ORDER BY id"
+SCHEMA = "SELECT type, name, sql FROM sqlite_schema ORDER BY name"
 
 
-def schema_rows(path: Path) -> list[tuple[Any, ...]]:
-    conn = open_db(path)
-    try:
-        return conn.execute("SELECT type, name, sql FROM sqlite_schema ORDER BY name").fetchall()
-    finally:
-        conn.close()
+@pytest.fixture(params=["local", pytest.param("sqld", marks=pytest.mark.sqld)])
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def versions(tenant: TenantSql) -> list[str]:
+    return [str(v) for v, _ in tenant.query(HISTORY)]
 
 
 def test_new_user_gets_a_database_at_the_current_version(serve: Any) -> None:
@@ -39,12 +35,9 @@ def test_new_user_gets_a_database_at_the_current_version(serve: Any) -> None:
         "schema_version": "1.2.0",
         "created": True,
     }
-    assert body["database_token"] is None
     assert body["changes_applied"] == len(body["changes"]) == 30
     assert body["drift"] == []
-    path = server.db_path(response)
-    assert path.is_file()
-    assert history(path) == [("1.2.0", 30)]
+    assert server.tenant(response).query(HISTORY) == [("1.2.0", 30)]
 
 
 def test_returning_user_takes_the_fast_path_and_records_nothing(serve: Any) -> None:
@@ -57,74 +50,61 @@ def test_returning_user_takes_the_fast_path_and_records_nothing(serve: Any) -> N
     assert body["changes_applied"] == 0
     assert body["message"] == "User database initialized successfully; schema is up to date"
     assert body["database_url"] == first.json()["database_url"]
-    assert history(server.db_path(again)) == [("1.2.0", 30)]
+    assert server.tenant(again).query(HISTORY) == [("1.2.0", 30)]
 
 
 def test_out_of_date_user_is_upgraded_through_every_version(serve: Any, tmp_path: Path) -> None:
     old = serve(registry=registry_upto(tmp_path, "1.0.0"))
-    path = old.db_path(old.initialize("carol"))
-    with open_db(path) as conn:
-        conn.execute("INSERT INTO accounts (name) VALUES ('main')")
-    conn.close()
+    old.tenant(old.initialize("carol")).script("INSERT INTO accounts (name) VALUES ('main')")
     new = serve()
     response = new.initialize("carol")
     body = response.json()
-    assert body["schema_version"] == "1.2.0"
-    assert body["schema_synced"] is True
+    assert (body["schema_version"], body["schema_synced"]) == ("1.2.0", True)
     assert body["changes_applied"] > 0
-    assert [v for v, _ in history(path)] == ["1.0.0", "1.1.0", "1.2.0"]
-    conn = open_db(path)
-    assert conn.execute("SELECT name, risk_per_trade_pct FROM accounts").fetchall() == [
-        ("main", 1.0)
-    ]
-    conn.close()
+    tenant = new.tenant(response)
+    assert versions(tenant) == ["1.0.0", "1.1.0", "1.2.0"]
+    assert tenant.query("SELECT name, risk_per_trade_pct FROM accounts") == [("main", 1.0)]
 
 
 def test_an_index_dropped_behind_its_back_is_recreated(serve: Any) -> None:
     server = serve()
-    path = server.db_path(server.initialize("dave"))
-    conn = open_db(path)
-    conn.execute("DROP INDEX idx_trades_symbol")
-    conn.close()
+    tenant = server.tenant(server.initialize("dave"))
+    tenant.script("DROP INDEX idx_trades_symbol")
     body = server.initialize("dave").json()
     assert body["changes"] == ["create index idx_trades_symbol on trades"]
     assert body["schema_synced"] is True
-    conn = open_db(path)
-    assert conn.execute(
-        "SELECT count(*) FROM sqlite_schema WHERE name = 'idx_trades_symbol'"
-    ).fetchone() == (1,)
-    conn.close()
+    assert tenant.query("SELECT count(*) FROM sqlite_schema WHERE name = 'idx_trades_symbol'") == [
+        (1,)
+    ]
 
 
 def test_unfixable_drift_is_reported_and_nothing_is_applied(serve: Any) -> None:
     server = serve()
-    path = server.db_path(server.initialize("erin"))
-    conn = open_db(path)
-    conn.executescript(
+    tenant = server.tenant(server.initialize("erin"))
+    tenant.script(
         "DROP INDEX idx_trades_symbol; CREATE INDEX idx_trades_symbol ON trades (price);"
         "DROP INDEX idx_trades_opened_at;"
     )
-    conn.close()
-    before = schema_rows(path)
+    before = tenant.query(SCHEMA)
     body = server.initialize("erin").json()
     assert body["success"] is True
     assert body["schema_synced"] is False
     assert [(d["kind"], d["object"]) for d in body["drift"]] == [
         ("replace_index", "idx_trades_symbol")
     ]
-    assert schema_rows(path) == before  # idx_trades_opened_at was not re-created either
+    assert tenant.query(SCHEMA) == before  # idx_trades_opened_at was not re-created either
     assert "drifted" in body["message"]
 
 
 def test_verify_mode_reports_and_only_an_admin_sync_applies(serve: Any, tmp_path: Path) -> None:
     old = serve(registry=registry_upto(tmp_path, "1.1.0"))
-    path = old.db_path(old.initialize("frank"))
+    tenant = old.tenant(old.initialize("frank"))
     server = serve(sync_mode="verify")
-    before = schema_rows(path)
+    before = tenant.query(SCHEMA)
     body = server.initialize("frank").json()
     assert (body["schema_synced"], body["schema_version"]) == (False, "1.1.0")
     assert "out of date" in body["message"]
-    assert schema_rows(path) == before
+    assert tenant.query(SCHEMA) == before
     with server.client() as client:
         denied = client.post("/api/user/sync-schema/frank", headers=server.headers("frank"))
         assert denied.status_code == 403
@@ -132,7 +112,7 @@ def test_verify_mode_reports_and_only_an_admin_sync_applies(serve: Any, tmp_path
         done = client.post("/api/user/sync-schema/frank", headers=server.headers("ops", admin=True))
     assert done.status_code == 200
     assert (done.json()["success"], done.json()["schema_version"]) == (True, "1.2.0")
-    assert [v for v, _ in history(path)] == ["1.1.0", "1.2.0"]
+    assert versions(tenant) == ["1.1.0", "1.2.0"]
 
 
 def test_verify_mode_still_provisions_a_new_user(serve: Any) -> None:
@@ -143,10 +123,7 @@ def test_verify_mode_still_provisions_a_new_user(serve: Any) -> None:
 
 def test_sync_schema_reports_synced_at_and_changes(serve: Any) -> None:
     server = serve()
-    path = server.db_path(server.initialize("hank"))
-    conn = open_db(path)
-    conn.execute("DROP VIEW daily_summary")
-    conn.close()
+    server.tenant(server.initialize("hank")).script("DROP VIEW daily_summary")
     with server.client() as client:
         response = client.post("/api/user/sync-schema/hank", headers=server.headers("hank"))
     body = response.json()
@@ -201,9 +178,8 @@ def test_fifty_simultaneous_first_sign_ins_make_one_database(serve: Any) -> None
     responses = asyncio.run(burst())
     assert [r.status_code for r in responses] == [200] * 50
     assert sum(r.json()["created"] for r in responses) == 1
-    paths = {server.db_path(r) for r in responses}
-    assert len(paths) == 1
-    assert history(paths.pop()) == [("1.2.0", 30)]
+    assert len({r.json()["database_url"] for r in responses}) == 1
+    assert server.tenant(responses[0]).query(HISTORY) == [("1.2.0", 30)]
 
 
 def test_twenty_users_in_parallel_each_get_their_own_database(serve: Any) -> None:
@@ -225,15 +201,11 @@ def test_twenty_users_in_parallel_each_get_their_own_database(serve: Any) -> Non
 
     responses = asyncio.run(burst())
     assert [r.status_code for r in responses] == [200] * 20
-    paths = [server.db_path(r) for r in responses]
-    assert len(set(paths)) == 20
-    assert all(history(p) == [("1.2.0", 30)] for p in paths)
-    conn = sqlite3.connect(Path(server.settings.data_dir) / "catalog.db")
-    assert conn.execute("SELECT count(*), min(schema_version) FROM tenants").fetchone() == (
-        20,
-        "1.2.0",
-    )
-    conn.close()
+    assert len({r.json()["database_url"] for r in responses}) == 20
+    assert all(server.tenant(r).query(HISTORY) == [("1.2.0", 30)] for r in responses)
+    with server.client() as client:
+        health = client.get("/api/health/detailed", headers=server.headers("ops", admin=True))
+    assert (health.json()["tenants"], health.json()["tenants_by_version"]) == (20, {"1.2.0": 20})
 
 
 def test_admin_may_initialize_another_users_database(serve: Any) -> None:
@@ -246,3 +218,37 @@ def test_admin_may_initialize_another_users_database(serve: Any) -> None:
         )
     assert response.status_code == 200
     assert response.json()["created"] is True
+
+
+def test_export_is_a_consistent_sqlite_file_and_delete_removes_everything(
+    serve: Any, tmp_path: Path
+) -> None:
+    server = serve()
+    tenant = server.tenant(server.initialize("lou"))
+    tenant.script("INSERT INTO accounts (name) VALUES ('main'), ('side')")
+    with server.client() as client:
+        export = client.get("/api/user/lou/export", headers=server.headers("lou"))
+        assert export.status_code == 200
+        assert export.headers["content-type"] == "application/vnd.sqlite3"
+        copy = tmp_path / "export.db"
+        copy.write_bytes(export.content)
+        deleted = client.delete("/api/user/lou", headers=server.headers("lou"))
+        again = client.delete("/api/user/lou", headers=server.headers("lou"))
+        version = client.get("/api/user/schema-version/lou", headers=server.headers("lou"))
+    exported = TenantSql({"database_url": f"file:{copy}", "database_token": None})
+    assert exported.query("SELECT name FROM accounts ORDER BY name") == [("main",), ("side",)]
+    assert exported.query("PRAGMA integrity_check") == [("ok",)]
+    assert exported.query(HISTORY) == [("1.2.0", 30)]
+    assert (deleted.status_code, again.status_code, version.status_code) == (200, 404, 404)
+    recreated = server.initialize("lou").json()
+    assert recreated["created"] is True
+    assert TenantSql(recreated).query("SELECT count(*) FROM accounts") == [(0,)]
+
+
+def test_another_users_export_and_delete_are_forbidden(serve: Any) -> None:
+    server = serve()
+    server.initialize("mia")
+    with server.client() as client:
+        export = client.get("/api/user/mia/export", headers=server.headers("eve"))
+        deleted = client.delete("/api/user/mia", headers=server.headers("eve"))
+    assert (export.status_code, deleted.status_code) == (403, 403)

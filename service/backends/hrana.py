@@ -1,0 +1,205 @@
+"""A Hrana-over-HTTP client for sqld: the Database interface for one namespace.
+
+Chosen over libsql-client's WebSocket client because one keep-alive HTTP pool serves every
+namespace (the namespace travels in the `x-namespace-bin` header), where a WebSocket would
+need a handshake per namespace; a transaction is a Hrana stream held open by its baton.
+Protocol: https://github.com/tursodatabase/libsql/blob/main/docs/HRANA_3_SPEC.md
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+
+from schema_registry.database import Row, Value
+
+
+class HranaError(Exception):
+    """sqld refused a statement or a request."""
+
+    def __init__(self, message: str, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class NamespaceMissing(HranaError):
+    """sqld answered 404 for the namespace. Not proof it is gone: see SqldBackend._confirm."""
+
+
+def namespace_header(namespace: str) -> str:
+    """sqld reads the namespace from `x-namespace-bin`: unpadded base64 of the name."""
+    return base64.b64encode(namespace.encode()).decode().rstrip("=")
+
+
+def _to_value(value: Value) -> dict[str, Any]:
+    if value is None:
+        return {"type": "null"}
+    if isinstance(value, bool | int):
+        return {"type": "integer", "value": str(int(value))}
+    if isinstance(value, float):
+        return {"type": "float", "value": value}
+    if isinstance(value, str):
+        return {"type": "text", "value": value}
+    return {"type": "blob", "base64": base64.b64encode(value).decode().rstrip("=")}
+
+
+def _from_value(cell: dict[str, Any]) -> Value:
+    kind = cell["type"]
+    if kind == "null":
+        return None
+    if kind == "integer":
+        return int(cell["value"])
+    if kind == "float":
+        return float(cell["value"])
+    if kind == "text":
+        return str(cell["value"])
+    data = str(cell["base64"])
+    return base64.b64decode(data + "=" * (-len(data) % 4))
+
+
+def _statement(sql: str, params: Sequence[Value]) -> dict[str, Any]:
+    return {
+        "type": "execute",
+        "stmt": {"sql": sql, "args": [_to_value(p) for p in params], "want_rows": True},
+    }
+
+
+class HranaHttp:
+    """The HTTP side: one aiohttp session (a keep-alive pool) for every namespace."""
+
+    def __init__(self, base_url: str, token: Callable[[], str]) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=30),
+                connector=aiohttp.TCPConnector(limit=64),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def pipeline(
+        self,
+        namespace: str,
+        requests: list[dict[str, Any]],
+        baton: str | None = None,
+        base_url: str | None = None,
+    ) -> tuple[str | None, str | None, list[Any]]:
+        """Send requests on a stream; returns (baton, base_url, results), raising on errors."""
+        url = f"{base_url or self.base_url}/v2/pipeline"
+        headers = {
+            "authorization": f"Bearer {self._token()}",
+            "x-namespace-bin": namespace_header(namespace),
+        }
+        body = {"baton": baton, "requests": requests}
+        async with self.session().post(url, json=body, headers=headers) as response:
+            if response.status != 200:
+                text = await response.text()
+                if response.status == 404 and "doesn't exist" in text:
+                    raise NamespaceMissing(text, status=404)
+                raise HranaError(
+                    f"sqld answered {response.status}: {text[:200]}", status=response.status
+                )
+            payload = await response.json()
+        results: list[Any] = []
+        for result in payload["results"]:
+            if result["type"] == "error":
+                error = result["error"]
+                raise HranaError(str(error.get("message")), error.get("code"))
+            results.append(result["response"])
+        return payload.get("baton"), payload.get("base_url"), results
+
+
+def _rows(response: dict[str, Any]) -> list[Row]:
+    return [tuple(_from_value(c) for c in row) for row in response["result"]["rows"]]
+
+
+class HranaTransaction:
+    """A write transaction on one Hrana stream; rolls back unless committed."""
+
+    def __init__(self, http: HranaHttp, namespace: str) -> None:
+        self._http = http
+        self._namespace = namespace
+        self._baton: str | None = None
+        self._base_url: str | None = None
+        self.committed = False
+
+    async def _send(self, requests: list[dict[str, Any]]) -> list[Any]:
+        self._baton, base_url, results = await self._http.pipeline(
+            self._namespace, requests, self._baton, self._base_url
+        )
+        self._base_url = base_url or self._base_url
+        return results
+
+    async def begin(self) -> None:
+        await self._send([_statement("BEGIN IMMEDIATE", ())])
+
+    async def fetch(self, sql: str, params: Sequence[Value] = ()) -> list[Row]:
+        return _rows((await self._send([_statement(sql, params)]))[0])
+
+    async def execute(self, sql: str, params: Sequence[Value] = ()) -> None:
+        await self._send([_statement(sql, params)])
+
+    async def fetch_many(
+        self, statements: Sequence[tuple[str, Sequence[Value]]]
+    ) -> list[list[Row]]:
+        return [_rows(r) for r in await self._send([_statement(s, p) for s, p in statements])]
+
+    async def commit(self) -> None:
+        await self._send([_statement("COMMIT", ()), {"type": "close"}])
+        self.committed = True
+        self._baton = None
+
+    async def abandon(self) -> None:
+        if self._baton is not None:
+            # If this fails the stream times out on sqld's side and rolls back there.
+            with contextlib.suppress(HranaError):
+                await self._send([_statement("ROLLBACK", ()), {"type": "close"}])
+            self._baton = None
+
+
+class HranaDatabase:
+    """One namespace behind the engine's Database interface."""
+
+    def __init__(self, http: HranaHttp, namespace: str) -> None:
+        self.http = http
+        self.namespace = namespace
+
+    async def fetch(self, sql: str, params: Sequence[Value] = ()) -> list[Row]:
+        return (await self.fetch_many([(sql, params)]))[0]
+
+    async def execute(self, sql: str, params: Sequence[Value] = ()) -> None:
+        await self.fetch_many([(sql, params)])
+
+    async def fetch_many(
+        self, statements: Sequence[tuple[str, Sequence[Value]]]
+    ) -> list[list[Row]]:
+        requests = [_statement(s, p) for s, p in statements] + [{"type": "close"}]
+        _, _, results = await self.http.pipeline(self.namespace, requests)
+        return [_rows(r) for r in results[:-1]]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[HranaTransaction]:
+        tx = HranaTransaction(self.http, self.namespace)
+        await tx.begin()
+        try:
+            yield tx
+        finally:
+            if not tx.committed:
+                await tx.abandon()
+
+    async def schema_cookie(self) -> int:
+        rows = await self.fetch("PRAGMA schema_version")
+        return int(rows[0][0])  # type: ignore[arg-type]

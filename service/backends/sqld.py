@@ -1,0 +1,252 @@
+"""Tenant databases as namespaces on sqld (the libSQL server), one namespace per user.
+
+Several sqld primaries may be listed: a new tenant is placed on one by rendezvous hashing
+of its user id over the shard numbers, and the choice is recorded in the catalog
+(location `"{shard}/{namespace}"`), so adding a server moves nobody.
+
+sqld may answer 404 for a namespace that exists when more than --max-active-namespaces
+are loaded (tursodatabase/libsql#1772). A 404 is therefore retried, then checked against
+the admin API, and never taken alone as "no database": nobody is re-provisioned over a
+live database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Final, TypeVar
+
+import aiohttp
+import jwt
+import structlog
+
+from schema_registry import history
+from schema_registry.history import HistoryRow, Stamp
+from schema_registry.registry import Registry
+from schema_registry.sync import SyncContext, SyncResult, check, sync
+from service.backends.hrana import HranaDatabase, HranaHttp, NamespaceMissing, namespace_header
+from service.config import Settings
+from service.errors import NotFound, Unavailable
+
+T = TypeVar("T")
+log = structlog.get_logger("tenantdb.sqld")
+
+RETRY_DELAYS: Final = (0.05, 0.1, 0.2)
+_SLUG: Final = re.compile(r"[^a-z0-9]+")
+
+
+def namespace_for(user_id: str) -> str:
+    """The namespace of a user: a readable slug and 96 bits of SHA-256 of the exact id.
+
+    Lower-case letters, digits and '-' only, at most 45 characters, so it is a valid DNS
+    label for `{namespace}.db.example.com` URLs; the hash keeps ids that differ only in
+    case or punctuation apart ("Alice" and "alice", "a_b" and "a-b").
+    """
+    slug = _SLUG.sub("-", user_id.lower()).strip("-")[:20] or "u"
+    return f"{slug}-{hashlib.sha256(user_id.encode()).hexdigest()[:24]}"
+
+
+def place(user_id: str, shards: int) -> int:
+    """Rendezvous hashing: the shard with the highest hash of (shard, user) wins."""
+    return max(range(shards), key=lambda i: hashlib.sha256(f"{i}:{user_id}".encode()).digest())
+
+
+class SqldBackend:
+    kind = "sqld"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._key = Path(settings.sqld_jwt_key_file or "").read_text(encoding="utf-8")
+        self._service_token = ("", 0.0)
+        self._http = [HranaHttp(url, self._token) for url in settings.sqld_url]
+        self._admin_urls = [url.rstrip("/") for url in settings.sqld_admin_url]
+        self._admin: aiohttp.ClientSession | None = None
+
+    # Naming and credentials ------------------------------------------------------------
+
+    def location(self, user_id: str) -> str:
+        return f"{place(user_id, len(self._http))}/{namespace_for(user_id)}"
+
+    @staticmethod
+    def split(location: str) -> tuple[int, str]:
+        shard, _, namespace = location.partition("/")
+        return int(shard), namespace
+
+    def database_url(self, location: str) -> str:
+        shard, namespace = self.split(location)
+        template = self._settings.public_url_template or ""
+        return template.format(namespace=namespace, shard=shard)
+
+    def database_token(self, user_id: str, location: str) -> str | None:
+        """An EdDSA token for this namespace only (sqld's `p` claim), valid token_ttl seconds."""
+        _, namespace = self.split(location)
+        now = int(time.time())
+        claims = {
+            "sub": user_id,
+            "iat": now,
+            "exp": now + self._settings.token_ttl,
+            "p": {"rw": {"ns": [namespace]}},
+        }
+        return jwt.encode(claims, self._key, algorithm="EdDSA")
+
+    def _token(self) -> str:
+        """The service's own full-access token, re-minted five minutes before it expires."""
+        token, expires = self._service_token
+        now = time.time()
+        if now > expires - 300:
+            expires = now + 3600
+            token = jwt.encode(
+                {"sub": "tenantdb", "iat": int(now), "exp": int(expires)},
+                self._key,
+                algorithm="EdDSA",
+            )
+            self._service_token = (token, expires)
+        return token
+
+    def database(self, location: str) -> HranaDatabase:
+        shard, namespace = self.split(location)
+        return HranaDatabase(self._http[shard], namespace)
+
+    def catalog_store(self) -> HranaDatabase:
+        return HranaDatabase(self._http[0], self._settings.sqld_catalog_namespace)
+
+    # The admin API ---------------------------------------------------------------------
+
+    def _admin_session(self) -> aiohttp.ClientSession:
+        if self._admin is None or self._admin.closed:
+            self._admin = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        return self._admin
+
+    async def create_namespace(self, shard: int, namespace: str) -> bool:
+        """Create it; False when it existed already (creation is idempotent)."""
+        url = f"{self._admin_urls[shard]}/v1/namespaces/{namespace}/create"
+        async with self._admin_session().post(url, json={}) as response:
+            if response.status == 200:
+                return True
+            text = await response.text()
+            if response.status == 400 and "already exists" in text:
+                return False
+            raise Unavailable(
+                f"sqld admin API refused to create {namespace}: {response.status} {text[:200]}"
+            )
+
+    async def namespace_exists(self, shard: int, namespace: str) -> bool:
+        url = f"{self._admin_urls[shard]}/v1/namespaces/{namespace}/config"
+        async with self._admin_session().get(url) as response:
+            if response.status in (200, 404):
+                return response.status == 200
+            raise Unavailable(f"sqld admin API answered {response.status} for {namespace}")
+
+    async def _call(self, location: str, work: Callable[[HranaDatabase], Awaitable[T]]) -> T:
+        """Run `work`, retrying a 404; a persistent one is checked with the admin API."""
+        db = self.database(location)
+        for delay in (*RETRY_DELAYS, None):
+            try:
+                return await work(db)
+            except NamespaceMissing:
+                if delay is None:
+                    break
+                await asyncio.sleep(delay)
+        shard, namespace = self.split(location)
+        if await self.namespace_exists(shard, namespace):
+            log.warning("sqld.false_namespace_404", namespace=namespace, shard=shard)
+            raise Unavailable("sqld is busy loading this database; try again in a moment")
+        raise NotFound("no database for this user: call POST /api/user/initialize first")
+
+    # The Backend interface -------------------------------------------------------------
+
+    async def check(self, location: str, registry: Registry, known: Stamp | None) -> Stamp | None:
+        async def work(db: HranaDatabase) -> Stamp | None:
+            current, head, _ = await check(db, registry.current, known)
+            if not current:
+                return None
+            return known if head is None else head.stamp
+
+        try:
+            return await self._call(location, work)
+        except NotFound:
+            return None
+
+    async def sync(
+        self,
+        location: str,
+        registry: Registry,
+        *,
+        apply: bool,
+        known: Stamp | None,
+        context: SyncContext,
+        create: bool = False,
+        target: str | None = None,
+    ) -> tuple[SyncResult, bool]:
+        shard, namespace = self.split(location)
+        created = await self.create_namespace(shard, namespace) if create else False
+
+        async def work(db: HranaDatabase) -> SyncResult:
+            return await sync(
+                db, registry, target=target, apply=apply or created, known=known, context=context
+            )
+
+        return await self._call(location, work), created
+
+    async def history(self, location: str) -> list[HistoryRow] | None:
+        try:
+            return await self._call(location, history.read_history)
+        except NotFound:
+            return None
+
+    async def delete(self, location: str) -> bool:
+        shard, namespace = self.split(location)
+        url = f"{self._admin_urls[shard]}/v1/namespaces/{namespace}"
+        async with self._admin_session().delete(url) as response:
+            if response.status in (200, 404):
+                return response.status == 200
+            raise Unavailable(f"sqld admin API refused to delete {namespace}: {response.status}")
+
+    async def export(self, location: str, dest: Path) -> None:
+        """sqld's /dump (SQL text from one read transaction), loaded into a new SQLite file."""
+        shard, namespace = self.split(location)
+        http = self._http[shard]
+        headers = {
+            "authorization": f"Bearer {self._token()}",
+            "x-namespace-bin": namespace_header(namespace),
+        }
+        async with http.session().get(f"{http.base_url}/dump", headers=headers) as response:
+            if response.status == 404:
+                raise NotFound("no database for this user")
+            if response.status != 200:
+                raise Unavailable(f"sqld refused the export: {response.status}")
+            dump = await response.text()
+        await asyncio.to_thread(_load_dump, dump, dest)
+
+    async def ping(self) -> bool:
+        try:
+            for url in self._admin_urls:
+                async with self._admin_session().get(f"{url}/v1/namespaces") as response:
+                    if response.status != 200:
+                        return False
+        except aiohttp.ClientError:
+            return False
+        return True
+
+    async def prepare(self) -> None:
+        """Make sure the catalog namespace exists (on the first shard)."""
+        await self.create_namespace(0, self._settings.sqld_catalog_namespace)
+
+    async def close(self) -> None:
+        for http in self._http:
+            await http.close()
+        if self._admin is not None:
+            await self._admin.close()
+
+
+def _load_dump(dump: str, dest: Path) -> None:
+    conn = sqlite3.connect(dest, isolation_level=None)
+    try:
+        conn.executescript(dump)
+    finally:
+        conn.close()

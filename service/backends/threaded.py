@@ -1,0 +1,96 @@
+"""SQLite behind the async Database interface, one hop to a dedicated thread per call.
+
+For small, rare work such as the local catalog: each call is one short statement, so the
+hop per call costs less than it would to batch. Tenant syncs instead run whole in a
+worker thread (see LocalBackend), where the hop per statement would add up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from schema_registry.database import Row, Value
+from schema_registry.sqlite_db import connect
+
+T = TypeVar("T")
+
+
+class _ThreadSession:
+    def __init__(self, owner: ThreadedSqlite) -> None:
+        self._owner = owner
+        self.committed = False
+
+    async def fetch(self, sql: str, params: Sequence[Value] = ()) -> list[Row]:
+        return await self._owner.fetch(sql, params)
+
+    async def execute(self, sql: str, params: Sequence[Value] = ()) -> None:
+        await self._owner.execute(sql, params)
+
+    async def fetch_many(
+        self, statements: Sequence[tuple[str, Sequence[Value]]]
+    ) -> list[list[Row]]:
+        return await self._owner.fetch_many(statements)
+
+    async def commit(self) -> None:
+        await self._owner.execute("COMMIT")
+        self.committed = True
+
+
+class ThreadedSqlite:
+    """One connection, owned by one thread; calls are serialised in arrival order."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-catalog")
+        self._conn: sqlite3.Connection | None = None
+        self._lock = asyncio.Lock()  # one transaction at a time on the one connection
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            if self._conn is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._conn = connect(self.path)
+            return fn(self._conn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def fetch(self, sql: str, params: Sequence[Value] = ()) -> list[Row]:
+        return await self._run(lambda c: c.execute(sql, params).fetchall())
+
+    async def execute(self, sql: str, params: Sequence[Value] = ()) -> None:
+        await self._run(lambda c: c.execute(sql, params))
+
+    async def fetch_many(
+        self, statements: Sequence[tuple[str, Sequence[Value]]]
+    ) -> list[list[Row]]:
+        return await self._run(lambda c: [c.execute(s, p).fetchall() for s, p in statements])
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_ThreadSession]:
+        async with self._lock:
+            await self.execute("BEGIN IMMEDIATE")
+            tx = _ThreadSession(self)
+            try:
+                yield tx
+            finally:
+                if not tx.committed:
+                    await self._run(lambda c: c.execute("ROLLBACK") if c.in_transaction else None)
+
+    async def schema_cookie(self) -> int:
+        rows = await self.fetch("PRAGMA schema_version")
+        return int(rows[0][0])  # type: ignore[arg-type]
+
+    async def close(self) -> None:
+        def shut(conn: sqlite3.Connection) -> None:
+            conn.close()
+            self._conn = None
+
+        if self._conn is not None:
+            await self._run(shut)
+        self._executor.shutdown(wait=True)
