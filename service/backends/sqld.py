@@ -36,7 +36,9 @@ from service.errors import NotFound, Unavailable
 T = TypeVar("T")
 log = structlog.get_logger("tenantdb.sqld")
 
-RETRY_DELAYS: Final = (0.05, 0.1, 0.2)
+# sqld admits a namespace into its full cache only once it is asked for often enough
+# (TinyLFU), so a few quick retries usually get past a false 404.
+RETRY_DELAYS: Final = (0.02, 0.05, 0.1, 0.2, 0.4)
 _SLUG: Final = re.compile(r"[^a-z0-9]+")
 
 

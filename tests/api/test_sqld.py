@@ -1,0 +1,276 @@
+"""What only the sqld backend has: scoped tokens, key rotation, shards, several replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import libsql_client
+import pytest
+
+from service.auth import mint_token
+from service.backends.sqld import namespace_for, place
+from service.config import load_settings
+from tests.api.conftest import SECRET, Running, TenantSql
+from tests.sqld import SqldServer, free_port, make_keypair
+
+pytestmark = pytest.mark.sqld
+
+
+def settings_for(tmp: Path, servers: list[SqldServer], private: Path) -> dict[str, Any]:
+    return {
+        "data_dir": str(tmp / "data"),
+        "jwt_secret": SECRET,
+        "backend": "sqld",
+        "sqld_url": tuple(s.url for s in servers),
+        "sqld_admin_url": tuple(s.admin_url for s in servers),
+        "sqld_jwt_key_file": str(private),
+        "public_url_template": "ws://{namespace}.localhost:" + str(servers[0].port),
+    }
+
+
+def start(values: dict[str, Any]) -> Running:
+    running = Running(load_settings({}, **values), free_port())
+    running.start()
+    return running
+
+
+async def run_as_app(url: str, token: str, *statements: str) -> list[list[tuple[Any, ...]]]:
+    async with libsql_client.create_client(url, auth_token=token) as client:
+        results = await client.batch(list(statements))
+    return [[tuple(r) for r in rs.rows] for rs in results]
+
+
+def app_fails(url: str, token: str, statement: str) -> bool:
+    try:
+        asyncio.run(run_as_app(url, token, statement))
+    except Exception:  # any refusal counts: the point is that it fails
+        return True
+    return False
+
+
+@pytest.fixture
+def sqld_pair(tmp_path: Path) -> Any:
+    private, public = make_keypair(tmp_path, "k")
+    server = SqldServer(tmp_path / "sqld", [public]).start()
+    yield server, private
+    server.stop()
+
+
+def test_the_database_token_works_only_on_its_own_namespace(sqld_pair: Any, tmp_path: Path) -> None:
+    server, private = sqld_pair
+    service = start(settings_for(tmp_path, [server], private))
+    try:
+        alice = service.initialize("alice").json()
+        bob = service.initialize("bob").json()
+    finally:
+        service.stop()
+    claims = jwt.decode(alice["database_token"], options={"verify_signature": False})
+    assert claims["p"] == {"rw": {"ns": [namespace_for("alice")]}}
+    assert claims["sub"] == "alice"
+    assert 3500 <= claims["exp"] - claims["iat"] <= 3600
+    rows = asyncio.run(
+        run_as_app(
+            alice["database_url"],
+            alice["database_token"],
+            "INSERT INTO accounts (name) VALUES ('main')",
+            "SELECT name FROM accounts",
+        )
+    )
+    assert rows[1] == [("main",)]
+    assert app_fails(bob["database_url"], alice["database_token"], "SELECT count(*) FROM accounts")
+    key = private.read_text()
+    now = int(time.time())
+    namespace = namespace_for("alice")
+    expired = jwt.encode(
+        {"iat": now - 7200, "exp": now - 3600, "p": {"rw": {"ns": [namespace]}}}, key, "EdDSA"
+    )
+    assert app_fails(alice["database_url"], expired, "SELECT count(*) FROM accounts")
+    read_only = jwt.encode({"exp": now + 600, "p": {"ro": {"ns": [namespace]}}}, key, "EdDSA")
+    assert asyncio.run(
+        run_as_app(alice["database_url"], read_only, "SELECT count(*) FROM accounts")
+    )
+    assert app_fails(alice["database_url"], read_only, "INSERT INTO accounts (name) VALUES ('x')")
+
+
+def test_key_rotation_old_tokens_work_until_the_old_key_is_removed(tmp_path: Path) -> None:
+    old_private, old_public = make_keypair(tmp_path, "old")
+    new_private, new_public = make_keypair(tmp_path, "new")
+    folder = tmp_path / "sqld"
+    # Step 1: sqld trusts both public keys; tenantdb still signs with the old key.
+    server = SqldServer(folder, [old_public, new_public]).start()
+    try:
+        service = start(settings_for(tmp_path, [server], old_private))
+        old = service.initialize("alice").json()
+        service.stop()
+        # Step 2: tenantdb signs with the new key; tokens of both keys work.
+        service = start(settings_for(tmp_path, [server], new_private))
+        new = service.initialize("alice").json()
+        service.stop()
+        for body in (old, new):
+            assert asyncio.run(run_as_app(body["database_url"], body["database_token"], "SELECT 1"))
+    finally:
+        server.stop()
+    # Step 3: once old tokens have expired, sqld drops the old public key.
+    server = SqldServer(folder, [new_public])
+    server.port, server.admin_port = free_port(), free_port()
+    server.start()
+    try:
+        port = str(server.port)
+        old_url = old["database_url"].rsplit(":", 1)[0] + ":" + port
+        new_url = new["database_url"].rsplit(":", 1)[0] + ":" + port
+        assert app_fails(old_url, old["database_token"], "SELECT 1")
+        assert asyncio.run(run_as_app(new_url, new["database_token"], "SELECT 1"))
+    finally:
+        server.stop()
+
+
+def test_tenants_are_placed_on_shards_by_a_stable_rule(tmp_path: Path) -> None:
+    private, public = make_keypair(tmp_path, "k")
+    servers = [SqldServer(tmp_path / f"sqld{i}", [public]).start() for i in range(2)]
+    users = [f"user-{i:02d}" for i in range(16)]
+    try:
+        service = start(settings_for(tmp_path, servers, private))
+        try:
+            for user in users:
+                assert service.initialize(user).status_code == 200
+        finally:
+            service.stop()
+        placed = {user: place(user, 2) for user in users}
+        assert set(placed.values()) == {0, 1}
+        for user, shard in placed.items():
+            namespace = namespace_for(user)
+            for index, server in enumerate(servers):
+                status = httpx.get(
+                    f"{server.admin_url}/v1/namespaces/{namespace}/config"
+                ).status_code
+                assert status == (200 if index == shard else 404), (user, index)
+    finally:
+        for server in servers:
+            server.stop()
+    assert all(place(user, 3) in (placed[user], 2) for user in users)  # a third shard moves none
+
+
+def test_namespace_names_are_dns_labels_and_keep_ids_apart() -> None:
+    names = {namespace_for(u) for u in ("alice", "Alice", "a_b", "a-b", "x" * 64)}
+    assert len(names) == 5
+    assert all(len(n) <= 63 and n == n.lower() and n.replace("-", "").isalnum() for n in names)
+
+
+def serve_process(values: dict[str, Any], port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ}
+    for key, value in values.items():
+        env["TENANTDB_" + key.upper()] = ",".join(value) if isinstance(value, tuple) else str(value)
+    env["TENANTDB_LOG_LEVEL"] = "warning"
+    command = [sys.executable, "-m", "service.cli", "serve", "--port", str(port)]
+    handle = log.open("wb")
+    process = subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    handle.close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(log.read_text())
+
+
+def test_two_service_processes_never_provision_or_apply_twice(
+    sqld_pair: Any, tmp_path: Path
+) -> None:
+    server, private = sqld_pair
+    values = settings_for(tmp_path, [server], private)
+    ports = [free_port(), free_port()]
+    processes = [serve_process(values, p, tmp_path / f"svc{p}.log") for p in ports]
+    settings = load_settings({}, **values)
+    users = [f"user-{i}" for i in range(8)]
+
+    async def storm() -> list[httpx.Response]:
+        async with httpx.AsyncClient(timeout=60) as client:
+            return await asyncio.gather(
+                *(
+                    client.post(
+                        f"http://127.0.0.1:{port}/api/user/initialize",
+                        json={"user_id": user},
+                        headers={"Authorization": f"Bearer {mint_token(settings, user)}"},
+                    )
+                    for user in users
+                    for port in ports
+                    for _ in range(3)
+                )
+            )
+
+    try:
+        responses = asyncio.run(storm())
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=15)
+    assert [r.status_code for r in responses] == [200] * len(responses)
+    assert sum(r.json()["created"] for r in responses) == len(users)
+    for user in users:
+        body = next(
+            r.json()
+            for r in responses
+            if r.json()["database_url"].startswith("ws://" + namespace_for(user))
+        )
+        assert TenantSql(body).query("SELECT version FROM schema_version") == [("1.2.0",)]
+
+
+def test_false_404s_past_max_active_namespaces_never_reprovision(tmp_path: Path) -> None:
+    """tursodatabase/libsql#1772: past --max-active-namespaces, sqld may say an existing
+    namespace does not exist. tenantdb retries, then asks the admin API, and answers 503
+    rather than provision a fresh database over the live one: no row is ever lost."""
+    private, public = make_keypair(tmp_path, "k")
+    folder = tmp_path / "sqld"
+    users = [f"user-{i:02d}" for i in range(12)]
+
+    def phase(max_active: int, work: Any) -> Any:
+        server = SqldServer(folder, [public], max_active=max_active).start()
+        service = start(settings_for(tmp_path, [server], private))
+        try:
+            return work(service)
+        finally:
+            service.stop()
+            server.stop()
+
+    def provision(service: Running) -> None:
+        for user in users:
+            body = service.initialize(user).json()
+            assert body["created"] is True
+            TenantSql(body).script(f"INSERT INTO accounts (name) VALUES ('{user}')")
+
+    def storm(service: Running) -> list[httpx.Response]:
+        with service.client() as client:
+            return [
+                client.post("/api/user/initialize", json={"user_id": u}, headers=service.headers(u))
+                for _ in range(3)
+                for u in users
+            ]
+
+    def contents(service: Running) -> dict[str, Any]:
+        found = {}
+        for user in users:
+            tenant = service.tenant(service.initialize(user))
+            found[user] = (
+                tenant.query("SELECT name FROM accounts"),
+                tenant.query("SELECT version FROM schema_version"),
+            )
+        return found
+
+    phase(1000, provision)
+    assert "NamespaceDoesntExist" not in (folder / "sqld.log").read_text()
+    crowded = phase(3, storm)  # far fewer loaded namespaces allowed than exist
+    assert "NamespaceDoesntExist" in (folder / "sqld.log").read_text()  # the bug showed up
+    assert {r.status_code for r in crowded} <= {200, 503}
+    assert not any(r.json().get("created") for r in crowded if r.status_code == 200)
+    assert phase(1000, contents) == {u: ([(u,)], [("1.2.0",)]) for u in users}
