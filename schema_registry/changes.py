@@ -196,6 +196,9 @@ def _column_text(column: Column) -> str:
         parts.append("NOT NULL")
     if column.default is not None:
         parts.append(f"DEFAULT {column.default}")
+    if column.collation is not None:
+        parts.append(f"COLLATE {column.collation}")
     if column.generated:
-        parts.append("GENERATED " + ("VIRTUAL" if column.hidden == 2 else "STORED"))
+        kind = "VIRTUAL" if column.hidden == 2 else "STORED"
+        parts.append(f"GENERATED AS ({column.expression}) {kind}")
     return " ".join(parts)

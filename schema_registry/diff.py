@@ -24,6 +24,7 @@ from schema_registry.changes import (
     ReplaceView,
 )
 from schema_registry.model import Index, Named, Schema, Table, Trigger, View, by_name
+from schema_registry.sqltext import checks, fold, has_word
 
 D = TypeVar("D", Index, Trigger, View)
 
@@ -42,13 +43,13 @@ def diff(actual: Schema, expected: Schema) -> list[AnyChange]:
 
 def _create_tables(actual: Schema, expected: Schema) -> list[AnyChange]:
     have = by_name(actual.tables)
-    missing = [t for t in expected.tables if t.name.lower() not in have]
+    missing = [t for t in expected.tables if fold(t.name) not in have]
     return [CreateTable(table=t) for t in dependency_order(missing)]
 
 
 def dependency_order(tables: list[Table]) -> list[Table]:
     """Parents before children (foreign keys); ties and cycles keep the registry's order."""
-    pending = {t.name.lower(): t for t in tables}
+    pending = {fold(t.name): t for t in tables}
     ordered: list[Table] = []
     visiting: set[str] = set()
 
@@ -64,7 +65,7 @@ def dependency_order(tables: list[Table]) -> list[Table]:
             ordered.append(pending.pop(name))
 
     for table in tables:
-        visit(table.name.lower())
+        visit(fold(table.name))
     return ordered
 
 
@@ -72,7 +73,7 @@ def _compare_tables(actual: Schema, expected: Schema) -> list[AnyChange]:
     have = by_name(actual.tables)
     changes: list[AnyChange] = []
     for want in expected.tables:
-        found = have.get(want.name.lower())
+        found = have.get(fold(want.name))
         if found is not None:
             changes.extend(_compare_table(found, want))
     return changes
@@ -85,7 +86,7 @@ def _compare_table(actual: Table, expected: Table) -> list[AnyChange]:
         found = actual.column(column.name)
         if found is None:
             changes.append(AddColumn(table=actual.name, column=column))
-            added.add(column.name.lower())
+            added.add(fold(column.name))
         elif found.signature() != column.signature():
             changes.append(AlterColumn(table=actual.name, expected=column, actual=found))
     for column in actual.columns:
@@ -104,7 +105,7 @@ def _table_differences(actual: Table, expected: Table, added: set[str]) -> list[
         details.append(f"STRICT expected {expected.strict}")
     have_fks = {fk.signature() for fk in actual.foreign_keys}
     for fk in expected.foreign_keys:
-        comes_with_column = all(c.lower() in added for c in fk.columns)
+        comes_with_column = _declared_by_new_column(expected, fk.columns, added, "references")
         if fk.signature() not in have_fks and not comes_with_column:
             details.append(
                 f"missing foreign key ({', '.join(fk.columns)}) -> {fk.ref_table}"
@@ -114,11 +115,32 @@ def _table_differences(actual: Table, expected: Table, added: set[str]) -> list[
         if fk.signature() not in want_fks:
             details.append(f"unexpected foreign key ({', '.join(fk.columns)}) -> {fk.ref_table}")
     for columns in set(expected.uniques) - set(actual.uniques):
-        if not set(columns) <= added:
+        if not _declared_by_new_column(expected, columns, added, "unique"):
             details.append(f"missing UNIQUE ({', '.join(columns)})")
     for columns in set(actual.uniques) - set(expected.uniques):
         details.append(f"unexpected UNIQUE ({', '.join(columns)})")
+    # A column's own CHECK comes with ADD COLUMN; a table CHECK never does.
+    brought = {c for col in expected.columns if fold(col.name) in added for c in checks(col.sql)}
+    for check in sorted(set(expected.checks) - set(actual.checks) - brought):
+        details.append(f"missing CHECK ({check})")
+    for check in sorted(set(actual.checks) - set(expected.checks)):
+        details.append(f"unexpected CHECK ({check})")
     return details
+
+
+def _declared_by_new_column(
+    table: Table, columns: tuple[str, ...], added: set[str], keyword: str
+) -> bool:
+    """Whether a constraint comes with ADD COLUMN: one new column declaring it itself.
+
+    A table constraint such as `UNIQUE (a)` or `FOREIGN KEY (a) REFERENCES p` is not part of
+    the column definition that ADD COLUMN repeats, so adding `a` would silently lose it.
+    (A column-level UNIQUE is then refused by the planner, with its own reason.)
+    """
+    if len(columns) != 1 or fold(columns[0]) not in added:
+        return False
+    column = table.column(columns[0])
+    return column is not None and has_word(column.sql, keyword)
 
 
 def _compare_indexes(actual: Schema, expected: Schema) -> list[AnyChange]:
@@ -158,7 +180,7 @@ def _compare_definitions(
     have = by_name(actual)
     changes: list[AnyChange] = []
     for want in expected:
-        found = have.get(want.name.lower())
+        found = have.get(fold(want.name))
         if found is None:
             changes.append(create(want))
         elif found.normalized != want.normalized:
@@ -175,6 +197,6 @@ def _extras(actual: Schema, expected: Schema) -> list[AnyChange]:
         ("trigger", actual.triggers, expected.triggers),
     )
     for kind, have, want in kinds:
-        known = {o.name.lower() for o in want}
-        extras.extend(Extra(type=kind, name=o.name) for o in have if o.name.lower() not in known)
+        known = {fold(o.name) for o in want}
+        extras.extend(Extra(type=kind, name=o.name) for o in have if fold(o.name) not in known)
     return extras

@@ -13,7 +13,7 @@ import msgspec
 
 from schema_registry.database import Row, Session
 from schema_registry.model import Column, ForeignKey, Index, Schema, Table, Trigger, View
-from schema_registry.sqltext import column_definitions, normalize
+from schema_registry.sqltext import clause, column_definitions, fold, normalize, table_checks
 
 HISTORY_TABLE: Final = "schema_version"
 
@@ -45,7 +45,7 @@ WHERE m.type = 'index' AND x.key = 1 ORDER BY m.rowid, x.seqno
 
 def is_internal(name: str) -> bool:
     """SQLite's, libSQL's, Litestream's and tenantdb's own objects are not user schema."""
-    lowered = name.lower()
+    lowered = fold(name)
     return (
         lowered.startswith(("sqlite_", "libsql_", "_litestream_"))
         or lowered == "sqlite3_libsql_tasks"
@@ -99,16 +99,7 @@ def _table(
 ) -> Table:
     definitions = column_definitions(sql)
     columns = tuple(
-        Column(
-            name=str(col),
-            type=str(ctype or ""),
-            not_null=bool(notnull),
-            default=None if default is None else str(default),
-            primary_key=int(pk or 0),
-            hidden=int(hidden or 0),
-            sql=definitions.get(str(col).lower(), ""),
-        )
-        for col, ctype, notnull, default, pk, hidden in column_rows
+        _column(row, definitions.get(fold(str(row[0])), "")) for row in column_rows
     )
     return Table(
         name=name,
@@ -116,7 +107,26 @@ def _table(
         foreign_keys=_foreign_keys(fk_rows),
         without_rowid=bool(listed[2]) if listed else False,
         strict=bool(listed[3]) if listed else False,
+        checks=table_checks(sql),
         sql=sql,
+    )
+
+
+def _column(row: Row, definition: str) -> Column:
+    """One PRAGMA table_xinfo row; collation and generated expression come from the
+    definition text, which is the only place SQLite keeps them."""
+    name, ctype, notnull, default, pk, hidden = row
+    generated = int(hidden or 0) in (2, 3)
+    return Column(
+        name=str(name),
+        type=str(ctype or ""),
+        not_null=bool(notnull),
+        default=None if default is None else str(default),
+        primary_key=int(pk or 0),
+        hidden=int(hidden or 0),
+        collation=clause(definition, "collate"),
+        expression=clause(definition, "as") if generated else None,
+        sql=definition,
     )
 
 
@@ -155,7 +165,7 @@ def _with_uniques(
 ) -> Table:
     """Fold UNIQUE constraints (SQLite's automatic indexes) into the table they belong to."""
     uniques = sorted(
-        tuple(str(c).lower() for _, c in index_columns[name])
+        tuple(fold(str(c)) for _, c in index_columns[name])
         for name, row in index_list.items()
         if str(row[0]) == table.name and row[3] == "u"
     )

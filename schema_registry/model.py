@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import msgspec
 
-from schema_registry.sqltext import normalize
+from schema_registry.sqltext import fold, normalize
 
 
 class Model(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -27,6 +27,8 @@ class Column(Model):
     default: str | None = None
     primary_key: int = 0  # position in the primary key, 0 when not part of it
     hidden: int = 0  # PRAGMA table_xinfo: 0 normal, 2 generated VIRTUAL, 3 generated STORED
+    collation: str | None = None  # COLLATE, normalised; None for the default (BINARY)
+    expression: str | None = None  # a generated column's expression, normalised
     sql: str = ""  # the definition as written in CREATE TABLE, for ADD COLUMN
 
     @property
@@ -36,7 +38,15 @@ class Column(Model):
     def signature(self) -> tuple[object, ...]:
         """What makes two columns the same column (the definition text is cosmetic)."""
         default = None if self.default is None else _normal_default(self.default)
-        return (self.type.upper(), self.not_null, default, self.primary_key, self.hidden)
+        return (
+            self.type.upper(),
+            self.not_null,
+            default,
+            self.primary_key,
+            self.hidden,
+            self.collation,
+            self.expression,
+        )
 
 
 def _normal_default(text: str) -> str:
@@ -52,9 +62,9 @@ class ForeignKey(Model):
 
     def signature(self) -> tuple[object, ...]:
         return (
-            tuple(c.lower() for c in self.columns),
-            self.ref_table.lower(),
-            tuple(c.lower() if c else None for c in self.ref_columns),
+            tuple(fold(c) for c in self.columns),
+            fold(self.ref_table),
+            tuple(fold(c) if c else None for c in self.ref_columns),
             self.on_update.upper(),
             self.on_delete.upper(),
         )
@@ -67,15 +77,16 @@ class Table(Model):
     without_rowid: bool = False
     strict: bool = False
     uniques: tuple[tuple[str, ...], ...] = ()  # UNIQUE constraints' column lists
+    checks: tuple[str, ...] = ()  # CHECK expressions, column and table level, normalised
     sql: str = ""
 
     def column(self, name: str) -> Column | None:
-        lowered = name.lower()
-        return next((c for c in self.columns if c.name.lower() == lowered), None)
+        folded = fold(name)
+        return next((c for c in self.columns if fold(c.name) == folded), None)
 
     def references(self) -> set[str]:
-        """Lower-cased names of other tables this one points at."""
-        return {fk.ref_table.lower() for fk in self.foreign_keys} - {self.name.lower()}
+        """Folded names of other tables this one points at."""
+        return {fold(fk.ref_table) for fk in self.foreign_keys} - {fold(self.name)}
 
 
 class Index(Model):
@@ -110,26 +121,27 @@ class Schema(Model):
     views: tuple[View, ...] = ()
 
     def table(self, name: str) -> Table | None:
-        lowered = name.lower()
-        return next((t for t in self.tables if t.name.lower() == lowered), None)
+        folded = fold(name)
+        return next((t for t in self.tables if fold(t.name) == folded), None)
 
     def fingerprint(self) -> str:
         """A hash of what the schema means, blind to cosmetic SQL differences and order."""
         canonical = {
             "tables": sorted(
                 (
-                    t.name.lower(),
-                    sorted((c.name.lower(), *c.signature()) for c in t.columns),
+                    fold(t.name),
+                    sorted((fold(c.name), *c.signature()) for c in t.columns),
                     sorted(fk.signature() for fk in t.foreign_keys),
                     t.without_rowid,
                     t.strict,
                     t.uniques,
+                    t.checks,
                 )
                 for t in self.tables
             ),
-            "indexes": sorted((i.name.lower(), i.normalized) for i in self.indexes),
-            "triggers": sorted((t.name.lower(), t.normalized) for t in self.triggers),
-            "views": sorted((v.name.lower(), v.normalized) for v in self.views),
+            "indexes": sorted((fold(i.name), i.normalized) for i in self.indexes),
+            "triggers": sorted((fold(t.name), t.normalized) for t in self.triggers),
+            "views": sorted((fold(v.name), v.normalized) for v in self.views),
         }
         encoded = msgspec.json.encode(canonical, order="deterministic")
         return "sha256:" + hashlib.sha256(encoded).hexdigest()
@@ -139,5 +151,5 @@ Named = TypeVar("Named", Table, Index, Trigger, View)
 
 
 def by_name(items: Iterable[Named]) -> dict[str, Named]:
-    """Index objects by lower-cased name: SQLite names are case-insensitive."""
-    return {item.name.lower(): item for item in items}
+    """Index objects by folded name: SQLite names are case-insensitive (in ASCII)."""
+    return {fold(item.name): item for item in items}

@@ -20,7 +20,7 @@ from schema_registry.changes import (
     Extra,
 )
 from schema_registry.model import Column, Model
-from schema_registry.sqltext import has_word, tokens
+from schema_registry.sqltext import fold, has_word, tokens
 
 _CONSTANT_WORDS = frozenset({"null", "true", "false"})
 
@@ -93,7 +93,7 @@ class Plan(Model):
 
 def make_plan(changes: Iterable[AnyChange], *, optional_tables: Iterable[str] = ()) -> Plan:
     """Split a diff into the additive steps to run, drift to report and extras to keep."""
-    optional_names = {name.lower() for name in optional_tables}
+    optional_names = {fold(name) for name in optional_tables}
     steps: list[Additive] = []
     drift: list[Refusal] = []
     extras: list[Extra] = []
@@ -113,9 +113,9 @@ def make_plan(changes: Iterable[AnyChange], *, optional_tables: Iterable[str] = 
 def _table_of(step: Additive) -> str | None:
     """The table a step creates or belongs to, if the step is tied to a single table."""
     if isinstance(step, CreateTable):
-        return step.table.name.lower()
+        return fold(step.table.name)
     if isinstance(step, CreateIndex):
-        return step.index.table.lower()
+        return fold(step.index.table)
     if isinstance(step, CreateTrigger):
-        return step.trigger.table.lower()
+        return fold(step.trigger.table)
     return None

@@ -8,6 +8,7 @@ loop per sync instead of one per statement), while tests and the CLI may await i
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -34,12 +35,38 @@ def connect(path: str | Path, *, create: bool = True, wal: bool = True) -> sqlit
     conn = sqlite3.connect(
         target, isolation_level=None, check_same_thread=False, uri=uri, timeout=BUSY_TIMEOUT_MS / 1000
     )
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA foreign_keys = ON")
-    if wal:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if wal:
+            _use_wal(conn)
+            conn.execute("PRAGMA synchronous = NORMAL")
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL, waiting out other connections doing the same.
+
+    The switch needs an exclusive lock and SQLite answers SQLITE_BUSY at once instead of
+    calling the busy handler, so concurrent first opens of a new file (two sign-ins of a new
+    user) would fail with "database is locked". The mode persists in the file: later opens
+    find it set and skip the switch.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # extended codes too
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(0.002)
+        else:
+            return
 
 
 class SqliteTransaction:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import string
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Final
 
 _TOKEN: Final = re.compile(
@@ -27,6 +29,16 @@ _TOKEN: Final = re.compile(
 )
 
 _BARE: Final = re.compile(r"[a-z_][a-z0-9_$]*\Z")
+_ASCII_LOWER: Final = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def fold(name: str) -> str:
+    """An identifier's case-folded form, as SQLite compares names: ASCII letters only.
+
+    SQLite keeps "É" and "é" apart (sqlite3StrICmp folds ASCII only), so str.lower()
+    would merge two objects SQLite treats as different.
+    """
+    return name.translate(_ASCII_LOWER)
 
 
 def tokens(sql: str) -> Iterator[tuple[str, str]]:
@@ -56,7 +68,7 @@ def quote(name: str) -> str:
 def _normal_token(kind: str, text: str) -> str:
     if kind in ("word", "quoted"):
         # SQLite folds ASCII identifier and keyword case; quoting is cosmetic.
-        name = (unquote(text) if kind == "quoted" else text).lower()
+        name = fold(unquote(text) if kind == "quoted" else text)
         return name if _BARE.match(name) else quote(name)
     if kind == "blob":
         return text.lower()
@@ -110,8 +122,54 @@ def table_body_parts(create_table_sql: str) -> list[str]:
 _TABLE_CONSTRAINT: Final = frozenset({"constraint", "primary", "unique", "check", "foreign"})
 
 
+def _top_level(sql: str) -> Iterator[tuple[str, str]]:
+    """(kind, text) of the tokens outside parentheses, each parenthesised group as one
+    ("group", inner SQL) item."""
+    depth = 0
+    start = 0
+    for match in _TOKEN.finditer(sql):
+        kind, text = match.lastgroup or "op", match.group()
+        if kind == "op" and text == "(":
+            depth += 1
+            start = match.end() if depth == 1 else start
+        elif kind == "op" and text == ")":
+            depth -= 1
+            if depth == 0:
+                yield "group", sql[start : match.start()]
+        elif depth == 0 and kind not in ("space", "comment"):
+            yield kind, text
+
+
+def clause(definition: str, keyword: str) -> str | None:
+    """What follows a keyword outside parentheses, normalised: the collation after COLLATE,
+    a generated column's expression after AS. None when the keyword is not there."""
+    items = list(_top_level(definition))
+    for (kind, text), (_, following) in pairwise(items):
+        if kind == "word" and text.lower() == keyword:
+            return normalize(following)
+    return None
+
+
+def table_checks(create_table_sql: str) -> tuple[str, ...]:
+    """Every CHECK expression of a table, normalised and sorted; written on a column or as a
+    table constraint alike, since where it is written does not change what it checks."""
+    return tuple(
+        sorted(check for part in table_body_parts(create_table_sql) for check in checks(part))
+    )
+
+
+def checks(part: str) -> list[str]:
+    """The normalised CHECK expressions of one column definition or table constraint."""
+    items = list(_top_level(part))
+    return [
+        normalize(following)
+        for (kind, text), (following_kind, following) in pairwise(items)
+        if kind == "word" and text.lower() == "check" and following_kind == "group"
+    ]
+
+
 def column_definitions(create_table_sql: str) -> dict[str, str]:
-    """Map each column's lower-cased name to its definition text in CREATE TABLE."""
+    """Map each column's folded name (see fold) to its definition text in CREATE TABLE."""
     found: dict[str, str] = {}
     for part in table_body_parts(create_table_sql):
         first = next(tokens(part), None)
@@ -120,7 +178,7 @@ def column_definitions(create_table_sql: str) -> dict[str, str]:
         kind, text = first
         if kind == "word" and text.lower() in _TABLE_CONSTRAINT:
             continue
-        found[unquote(text).lower()] = part
+        found[fold(unquote(text))] = part
     return found
 
 

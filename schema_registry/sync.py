@@ -4,11 +4,17 @@ Everything a sync changes, its DDL, the versions' migration scripts and the hist
 commits together under BEGIN IMMEDIATE or not at all. Concurrent syncs of one database
 serialise on SQLite's write lock, and the second one re-reads the state and finds nothing
 to do.
+
+Migration scripts run the way SQLite documents its 12-step table rebuild
+(https://www.sqlite.org/lang_altertable.html#otheralter): foreign keys off for the
+transaction, then `PRAGMA foreign_key_check` before commit. With them on, dropping a table
+that others reference would run ON DELETE CASCADE and silently empty its children.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -112,11 +118,54 @@ async def sync(
     if not apply:
         result = await _verify(db, registry, version, head)
     else:
+        result = await _apply(db, registry, version, head, context or SyncContext())
+    return msgspec.structs.replace(result, duration_ms=_ms(started))
+
+
+async def _apply(
+    db: Database, registry: Registry, target: Version, head: HistoryRow | None, context: SyncContext
+) -> SyncResult:
+    """One write transaction; foreign keys off around it when migration scripts will run.
+
+    PRAGMA foreign_keys is a no-op inside a transaction, so this is decided from the history
+    read before BEGIN; a concurrent upgrade can only leave fewer migrations to run.
+    """
+    migrations = _migrations(registry, _from_version(registry, head, target), target)
+    relax = bool(migrations) and await _foreign_keys_on(db)
+    if relax:
+        await db.execute("PRAGMA foreign_keys = OFF")
+    try:
         async with db.transaction() as tx:
-            result = await _upgrade(tx, registry, version, context or SyncContext())
+            result = await _upgrade(tx, registry, target, context, check_foreign_keys=relax)
             if result.status in ("applied", "up_to_date"):
                 await tx.commit()
-    return msgspec.structs.replace(result, duration_ms=_ms(started))
+    finally:
+        if relax:
+            await db.execute("PRAGMA foreign_keys = ON")
+    return result
+
+
+async def _foreign_keys_on(session: Session) -> bool:
+    rows = await session.fetch("PRAGMA foreign_keys")
+    return bool(rows and rows[0][0])
+
+
+async def _foreign_key_violations(session: Session) -> Counter[tuple[str, str]]:
+    """Rows pointing at a missing parent, counted per (table, parent table)."""
+    rows = await session.fetch("PRAGMA foreign_key_check")
+    return Counter((str(row[0]), str(row[2])) for row in rows)
+
+
+async def _refuse_new_orphans(session: Session, before: Counter[tuple[str, str]]) -> None:
+    """Fail the sync if migration scripts left rows pointing at missing parents."""
+    broken = await _foreign_key_violations(session) - before
+    if broken:
+        (table, parent), count = next(iter(broken.items()))
+        raise SyncError(
+            f"after the migration scripts, {count} row(s) of {table} point at missing "
+            f"{parent} rows (foreign keys are off while scripts run: delete or fix "
+            "dependent rows in the script); rolled back"
+        )
 
 
 def _ms(started: float) -> float:
@@ -151,7 +200,7 @@ async def _verify(
     from_version = _from_version(registry, head, target)
     plan = make_plan(diff(await introspect(db), target.schema), optional_tables=target.optional)
     warnings = tuple(f"optional: {s.describe()}" for s in plan.optional)
-    pending_migrations = any(v.migration for v in _passed(registry, from_version, target))
+    pending_migrations = bool(_migrations(registry, from_version, target))
     status: Status
     if plan.drift and not pending_migrations:
         status = "drifted"
@@ -186,34 +235,59 @@ def _passed(registry: Registry, from_version: str | None, target: Version) -> tu
     return registry.passed(from_version, target.version)
 
 
+def _migrations(
+    registry: Registry, from_version: str | None, target: Version
+) -> tuple[Version, ...]:
+    """Versions whose migration scripts an upgrade runs, oldest first. None for a database
+    with no history: it adopts the target directly, and a script written for the previous
+    version's schema would meet the schema it produces (and fail, or do harm)."""
+    if from_version is None:
+        return ()
+    return tuple(v for v in registry.passed(from_version, target.version) if v.migration)
+
+
 async def _upgrade(
-    tx: Session, registry: Registry, target: Version, context: SyncContext
+    tx: Session,
+    registry: Registry,
+    target: Version,
+    context: SyncContext,
+    *,
+    check_foreign_keys: bool = False,
 ) -> SyncResult:
-    """Inside the write transaction: re-read the state, apply, verify, record."""
+    """Inside the write transaction: re-read the state, apply, verify, record.
+
+    With `check_foreign_keys` (the scripts run with foreign keys off), rows the scripts
+    leave pointing nowhere fail the sync; violations that were there before do not.
+    """
     head = await history.newest(tx)
     from_version = _from_version(registry, head, target)
     passed = _passed(registry, from_version, target)
+    migrating = _migrations(registry, from_version, target)
+    checking = check_foreign_keys and bool(migrating)
+    violations_before = await _foreign_key_violations(tx) if checking else Counter()
     actual = await introspect(tx)
     applied: list[str] = []
     statements: list[str] = []
     # Straight to the target, except that a version with a migration script is reached
     # first, so its script runs against the schema it was written for.
-    for stop in [*(v for v in passed if v.migration and v is not target), target]:
+    for stop in [*(v for v in migrating if v is not target), target]:
         plan = make_plan(diff(actual, stop.schema), optional_tables=stop.optional)
         for step in plan.steps:
             await tx.execute(step.sql())
             applied.append(step.describe())
             statements.append(step.sql())
-        for statement in stop.migration if stop in passed else ():
+        for statement in stop.migration if stop in migrating else ():
             await tx.execute(statement)
             statements.append(statement)
-        if plan.steps or (stop.migration and stop in passed):
+        if plan.steps or stop in migrating:
             actual = await introspect(tx)
     final = make_plan(diff(actual, target.schema), optional_tables=target.optional)
     if final.steps:
         raise SyncError(
             f"after applying, {final.steps[0].describe()} is still missing; rolled back"
         )
+    if checking:
+        await _refuse_new_orphans(tx, violations_before)
     base = SyncResult(
         status="drifted" if final.drift else "applied",
         from_version=from_version,

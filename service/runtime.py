@@ -1,0 +1,56 @@
+"""The service's parts, wired from settings: used by the web app and by the CLI alike."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from schema_registry.registry import Registry, load_registry
+from service.backends.base import Backend
+from service.backends.local import LocalBackend
+from service.backends.sqld import SqldBackend
+from service.backends.threaded import ThreadedSqlite
+from service.catalog import Catalog, CatalogStore
+from service.config import Settings
+from service.tenants import TenantService
+
+
+async def open_backend(
+    settings: Settings,
+) -> tuple[Backend, CatalogStore, Callable[[], Awaitable[None]]]:
+    """The configured backend, the store its catalog lives in, and how to close both."""
+    if settings.backend == "sqld":
+        sqld = SqldBackend(settings)
+        await sqld.prepare()
+        return sqld, sqld.catalog_store(), sqld.close
+    local = LocalBackend(
+        settings.data_path, workers=settings.workers, cache_size=settings.connection_cache
+    )
+    store = ThreadedSqlite(settings.data_path / "catalog.db")
+
+    async def close() -> None:
+        await local.close()
+        await store.close()
+
+    return local, store, close
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings, registry: Registry | None = None
+) -> AsyncIterator[TenantService]:
+    """A ready TenantService (backend and catalog open), closed on exit."""
+    registry = registry or load_registry(settings.registry)
+    backend, store, close = await open_backend(settings)
+    try:
+        catalog = Catalog(store)
+        await catalog.open()
+        yield TenantService(
+            registry=registry,
+            catalog=catalog,
+            backend=backend,
+            auto_sync=settings.sync_mode == "auto",
+            environment=settings.environment,
+        )
+    finally:
+        await close()
