@@ -6,7 +6,8 @@ round trips with the number of tables: that matters on a libSQL server over the 
 
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from typing import Final
 
 import msgspec
@@ -53,14 +54,70 @@ def is_internal(name: str) -> bool:
     )
 
 
+class _SchemaCache:
+    """Schemas by the sqlite_schema rows they were read from, most recent first.
+
+    Everything the PRAGMAs report is derived by SQLite from those rows (the CREATE
+    statements), so equal rows mean an equal schema: a fleet of databases at one version
+    costs one query each instead of six, and a database built from a registry version's
+    own statements is recognised without reading it back.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[Row, ...], Schema] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Row, ...]) -> Schema | None:
+        with self._lock:
+            schema = self._items.get(key)
+            if schema is not None:
+                self._items.move_to_end(key)
+            return schema
+
+    def put(self, key: tuple[Row, ...], schema: Schema) -> None:
+        with self._lock:
+            self._items[key] = schema
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_cache = _SchemaCache()
+
+
+def schema_key(objects: list[Row]) -> tuple[Row, ...]:
+    """The user rows of sqlite_schema, in a canonical order: what a schema is made from."""
+    return tuple(
+        sorted(
+            (tuple(row) for row in objects if not is_internal(str(row[1])) and not is_internal(str(row[2]))),
+            key=lambda row: (str(row[0]), str(row[1])),
+        )
+    )
+
+
 async def introspect(session: Session) -> Schema:
     """The user schema of the database behind `session`."""
     objects = await session.fetch(OBJECTS_SQL)
-    table_kinds = {str(r[0]): r for r in await session.fetch(TABLE_LIST_SQL)}
-    columns = _group(await session.fetch(COLUMNS_SQL))
-    foreign_keys = _group(await session.fetch(FOREIGN_KEYS_SQL))
-    index_list = {str(r[1]): r for r in await session.fetch(INDEX_LIST_SQL)}
-    index_columns = _group(await session.fetch(INDEX_COLUMNS_SQL))
+    key = schema_key(objects)
+    cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    schema = await _read(session, objects)
+    _cache.put(key, schema)
+    return schema
+
+
+async def _read(session: Session, objects: list[Row]) -> Schema:
+    listed, column_rows, fk_rows, index_rows, index_column_rows = await session.fetch_many(
+        [(sql, ()) for sql in (TABLE_LIST_SQL, COLUMNS_SQL, FOREIGN_KEYS_SQL, INDEX_LIST_SQL,
+                               INDEX_COLUMNS_SQL)]
+    )
+    table_kinds = {str(r[0]): r for r in listed}
+    columns = _group(column_rows)
+    foreign_keys = _group(fk_rows)
+    index_list = {str(r[1]): r for r in index_rows}
+    index_columns = _group(index_column_rows)
 
     tables: list[Table] = []
     indexes: list[Index] = []

@@ -272,13 +272,13 @@ async def _upgrade(
     # first, so its script runs against the schema it was written for.
     for stop in [*(v for v in migrating if v is not target), target]:
         plan = make_plan(diff(actual, stop.schema), optional_tables=stop.optional)
-        for step in plan.steps:
-            await tx.execute(step.sql())
-            applied.append(step.describe())
-            statements.append(step.sql())
-        for statement in stop.migration if stop in migrating else ():
-            await tx.execute(statement)
-            statements.append(statement)
+        # One batch per plan and per script: a single round trip on a server.
+        script = [step.sql() for step in plan.steps]
+        script += list(stop.migration) if stop in migrating else []
+        if script:
+            await tx.fetch_many([(statement, ()) for statement in script])
+        applied += [step.describe() for step in plan.steps]
+        statements += script
         if plan.steps or stop in migrating:
             actual = await introspect(tx)
     final = make_plan(diff(actual, target.schema), optional_tables=target.optional)

@@ -344,12 +344,14 @@ def test_concurrent_provisioning_of_new_files_records_once(
 
 def test_opening_waits_for_a_writer_before_switching_a_new_file_to_wal(tmp_path: Path) -> None:
     """SQLite refuses the switch to WAL at once (no busy handler) while another connection
-    holds the write lock; opening must wait for it instead of failing "database is locked"."""
+    holds the write lock; opening must wait for it instead of failing "database is locked".
+    The file is new: the other connection's first transaction has not written it yet."""
     path = tmp_path / "user.db"
     with closing(sqlite3.connect(path, isolation_level=None, check_same_thread=False)) as writer:
-        writer.execute("CREATE TABLE t (a)")
         writer.execute("BEGIN IMMEDIATE")
+        writer.execute("CREATE TABLE t (a)")
         writer.execute("INSERT INTO t VALUES (1)")
+        assert path.stat().st_size == 0
         release = threading.Timer(0.1, writer.execute, ("COMMIT",))
         release.start()
         try:
