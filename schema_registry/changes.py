@@ -10,7 +10,7 @@ from schema_registry.model import Column, Index, Model, Table, Trigger, View
 from schema_registry.sqltext import quote
 
 
-class Change(Model, tag_field="kind"):
+class Change(Model, frozen=True, tag_field="kind"):
     """One difference. `describe()` is the line for logs and the dry run."""
 
     @property
@@ -21,7 +21,7 @@ class Change(Model, tag_field="kind"):
         raise NotImplementedError
 
 
-class CreateTable(Change, tag="create_table"):
+class CreateTable(Change, frozen=True, tag="create_table"):
     table: Table
 
     @property
@@ -35,7 +35,7 @@ class CreateTable(Change, tag="create_table"):
         return f"create table {self.table.name} ({len(self.table.columns)} columns)"
 
 
-class AddColumn(Change, tag="add_column"):
+class AddColumn(Change, frozen=True, tag="add_column"):
     table: str
     column: Column
 
@@ -50,7 +50,7 @@ class AddColumn(Change, tag="add_column"):
         return f"add column {self.object}: {self.column.sql}"
 
 
-class CreateIndex(Change, tag="create_index"):
+class CreateIndex(Change, frozen=True, tag="create_index"):
     index: Index
 
     @property
@@ -65,7 +65,7 @@ class CreateIndex(Change, tag="create_index"):
         return f"create {kind} {self.index.name} on {self.index.table}"
 
 
-class CreateTrigger(Change, tag="create_trigger"):
+class CreateTrigger(Change, frozen=True, tag="create_trigger"):
     trigger: Trigger
 
     @property
@@ -79,7 +79,7 @@ class CreateTrigger(Change, tag="create_trigger"):
         return f"create trigger {self.trigger.name} on {self.trigger.table}"
 
 
-class CreateView(Change, tag="create_view"):
+class CreateView(Change, frozen=True, tag="create_view"):
     view: View
 
     @property
@@ -93,7 +93,7 @@ class CreateView(Change, tag="create_view"):
         return f"create view {self.view.name}"
 
 
-class AlterColumn(Change, tag="alter_column"):
+class AlterColumn(Change, frozen=True, tag="alter_column"):
     table: str
     expected: Column
     actual: Column
@@ -109,7 +109,7 @@ class AlterColumn(Change, tag="alter_column"):
         )
 
 
-class AlterTable(Change, tag="alter_table"):
+class AlterTable(Change, frozen=True, tag="alter_table"):
     table: str
     detail: str
 
@@ -121,7 +121,7 @@ class AlterTable(Change, tag="alter_table"):
         return f"table {self.table} differs: {self.detail}"
 
 
-class ReplaceIndex(Change, tag="replace_index"):
+class ReplaceIndex(Change, frozen=True, tag="replace_index"):
     expected: Index
     actual: Index
 
@@ -133,7 +133,7 @@ class ReplaceIndex(Change, tag="replace_index"):
         return f"index {self.object} has another definition: {self.actual.sql}"
 
 
-class ReplaceTrigger(Change, tag="replace_trigger"):
+class ReplaceTrigger(Change, frozen=True, tag="replace_trigger"):
     expected: Trigger
     actual: Trigger
 
@@ -145,7 +145,7 @@ class ReplaceTrigger(Change, tag="replace_trigger"):
         return f"trigger {self.object} has another definition"
 
 
-class ReplaceView(Change, tag="replace_view"):
+class ReplaceView(Change, frozen=True, tag="replace_view"):
     expected: View
     actual: View
 
@@ -157,7 +157,7 @@ class ReplaceView(Change, tag="replace_view"):
         return f"view {self.object} has another definition"
 
 
-class Extra(Change, tag="extra"):
+class Extra(Change, frozen=True, tag="extra"):
     """An object the registry does not know. Reported, never dropped."""
 
     type: str  # table, column, index, trigger, view

@@ -26,7 +26,9 @@ class Session(Protocol):
         """Run a statement for its effect."""
         ...
 
-    async def fetch_many(self, statements: Sequence[tuple[str, Sequence[Value]]]) -> list[list[Row]]:
+    async def fetch_many(
+        self, statements: Sequence[tuple[str, Sequence[Value]]]
+    ) -> list[list[Row]]:
         """Run statements in order, stopping at the first error; one round trip on a server."""
         ...
 

@@ -6,8 +6,8 @@ the comparison. Comparisons are per object kind, one function each.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar
 
 from schema_registry.changes import (
     AddColumn,
@@ -23,7 +23,7 @@ from schema_registry.changes import (
     ReplaceTrigger,
     ReplaceView,
 )
-from schema_registry.model import Index, Named, Schema, Table, Trigger, View, by_name
+from schema_registry.model import Index, Schema, Table, Trigger, View, by_name
 from schema_registry.sqltext import checks, fold, has_word
 
 D = TypeVar("D", Index, Trigger, View)
@@ -107,9 +107,7 @@ def _table_differences(actual: Table, expected: Table, added: set[str]) -> list[
     for fk in expected.foreign_keys:
         comes_with_column = _declared_by_new_column(expected, fk.columns, added, "references")
         if fk.signature() not in have_fks and not comes_with_column:
-            details.append(
-                f"missing foreign key ({', '.join(fk.columns)}) -> {fk.ref_table}"
-            )
+            details.append(f"missing foreign key ({', '.join(fk.columns)}) -> {fk.ref_table}")
     want_fks = {fk.signature() for fk in expected.foreign_keys}
     for fk in actual.foreign_keys:
         if fk.signature() not in want_fks:
@@ -189,14 +187,19 @@ def _compare_definitions(
 
 
 def _extras(actual: Schema, expected: Schema) -> list[AnyChange]:
-    extras: list[AnyChange] = []
-    kinds: tuple[tuple[str, tuple[Named, ...], tuple[Named, ...]], ...] = (
+    kinds: tuple[tuple[str, Sequence[HasName], Sequence[HasName]], ...] = (
         ("table", actual.tables, expected.tables),
         ("index", actual.indexes, expected.indexes),
         ("view", actual.views, expected.views),
         ("trigger", actual.triggers, expected.triggers),
     )
+    extras: list[AnyChange] = []
     for kind, have, want in kinds:
         known = {fold(o.name) for o in want}
         extras.extend(Extra(type=kind, name=o.name) for o in have if fold(o.name) not in known)
     return extras
+
+
+class HasName(Protocol):
+    @property
+    def name(self) -> str: ...

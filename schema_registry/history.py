@@ -39,7 +39,7 @@ _INSERT_SQL: Final = (
 )
 
 
-class Stamp(Model):
+class Stamp(Model, frozen=True):
     """What a database is known to be at: enough for the fast path."""
 
     version: str
@@ -47,7 +47,7 @@ class Stamp(Model):
     cookie: int
 
 
-class HistoryRow(Model):
+class HistoryRow(Model, frozen=True):
     id: int
     version: str
     description: str
@@ -62,7 +62,9 @@ class HistoryRow(Model):
 
     @property
     def stamp(self) -> Stamp:
-        return Stamp(version=self.version, content_hash=self.content_hash, cookie=self.schema_cookie)
+        return Stamp(
+            version=self.version, content_hash=self.content_hash, cookie=self.schema_cookie
+        )
 
 
 async def read_history(session: Session, *, newest_only: bool = False) -> list[HistoryRow]:

@@ -19,9 +19,7 @@ from schema_registry.sqltext import clause, column_definitions, fold, normalize,
 HISTORY_TABLE: Final = "schema_version"
 
 OBJECTS_SQL: Final = "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY rowid"
-TABLE_LIST_SQL: Final = (
-    "SELECT name, type, wr, strict FROM pragma_table_list WHERE schema = 'main'"
-)
+TABLE_LIST_SQL: Final = "SELECT name, type, wr, strict FROM pragma_table_list WHERE schema = 'main'"
 COLUMNS_SQL: Final = """
 SELECT m.name, p.name, p.type, p."notnull", p.dflt_value, p.pk, p.hidden
 FROM sqlite_schema AS m JOIN pragma_table_xinfo(m.name) AS p
@@ -47,11 +45,10 @@ WHERE m.type = 'index' AND x.key = 1 ORDER BY m.rowid, x.seqno
 def is_internal(name: str) -> bool:
     """SQLite's, libSQL's, Litestream's and tenantdb's own objects are not user schema."""
     lowered = fold(name)
-    return (
-        lowered.startswith(("sqlite_", "libsql_", "_litestream_"))
-        or lowered == "sqlite3_libsql_tasks"
-        or lowered == HISTORY_TABLE
-    )
+    return lowered.startswith(("sqlite_", "libsql_", "_litestream_")) or lowered in {
+        "sqlite3_libsql_tasks",
+        HISTORY_TABLE,
+    }
 
 
 class _SchemaCache:
@@ -90,7 +87,11 @@ def schema_key(objects: list[Row]) -> tuple[Row, ...]:
     """The user rows of sqlite_schema, in a canonical order: what a schema is made from."""
     return tuple(
         sorted(
-            (tuple(row) for row in objects if not is_internal(str(row[1])) and not is_internal(str(row[2]))),
+            (
+                tuple(row)
+                for row in objects
+                if not is_internal(str(row[1])) and not is_internal(str(row[2]))
+            ),
             key=lambda row: (str(row[0]), str(row[1])),
         )
     )
@@ -109,11 +110,19 @@ async def introspect(session: Session) -> Schema:
 
 
 async def _read(session: Session, objects: list[Row]) -> Schema:
-    listed, column_rows, fk_rows, index_rows, index_column_rows = await session.fetch_many(
-        [(sql, ()) for sql in (TABLE_LIST_SQL, COLUMNS_SQL, FOREIGN_KEYS_SQL, INDEX_LIST_SQL,
-                               INDEX_COLUMNS_SQL)]
+    listed_rows, column_rows, fk_rows, index_rows, index_column_rows = await session.fetch_many(
+        [
+            (sql, ())
+            for sql in (
+                TABLE_LIST_SQL,
+                COLUMNS_SQL,
+                FOREIGN_KEYS_SQL,
+                INDEX_LIST_SQL,
+                INDEX_COLUMNS_SQL,
+            )
+        ]
     )
-    table_kinds = {str(r[0]): r for r in listed}
+    table_kinds = {str(r[0]): r for r in listed_rows}
     columns = _group(column_rows)
     foreign_keys = _group(fk_rows)
     index_list = {str(r[1]): r for r in index_rows}
@@ -155,9 +164,7 @@ def _table(
     name: str, sql: str, listed: Row | None, column_rows: list[Row], fk_rows: list[Row]
 ) -> Table:
     definitions = column_definitions(sql)
-    columns = tuple(
-        _column(row, definitions.get(fold(str(row[0])), "")) for row in column_rows
-    )
+    columns = tuple(_column(row, definitions.get(fold(str(row[0])), "")) for row in column_rows)
     return Table(
         name=name,
         columns=columns,
@@ -203,9 +210,7 @@ def _foreign_keys(rows: list[Row]) -> tuple[ForeignKey, ...]:
     )
 
 
-def _index(
-    name: str, table: str, sql: str, listed: Row | None, column_rows: list[Row]
-) -> Index:
+def _index(name: str, table: str, sql: str, listed: Row | None, column_rows: list[Row]) -> Index:
     return Index(
         name=name,
         table=table,

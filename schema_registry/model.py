@@ -20,7 +20,7 @@ class Model(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     """Base for every model value: immutable (hashable), keyword-built, strict when decoded."""
 
 
-class Column(Model):
+class Column(Model, frozen=True):
     name: str
     type: str
     not_null: bool = False
@@ -53,7 +53,7 @@ def _normal_default(text: str) -> str:
     return normalize(text)
 
 
-class ForeignKey(Model):
+class ForeignKey(Model, frozen=True):
     columns: tuple[str, ...]
     ref_table: str
     ref_columns: tuple[str | None, ...]
@@ -70,7 +70,7 @@ class ForeignKey(Model):
         )
 
 
-class Table(Model):
+class Table(Model, frozen=True):
     name: str
     columns: tuple[Column, ...]
     foreign_keys: tuple[ForeignKey, ...] = ()
@@ -89,7 +89,7 @@ class Table(Model):
         return {fold(fk.ref_table) for fk in self.foreign_keys} - {fold(self.name)}
 
 
-class Index(Model):
+class Index(Model, frozen=True):
     name: str
     table: str
     columns: tuple[str, ...]  # column names; expressions appear as "<expr>"
@@ -99,20 +99,20 @@ class Index(Model):
     normalized: str = ""
 
 
-class Trigger(Model):
+class Trigger(Model, frozen=True):
     name: str
     table: str
     sql: str
     normalized: str
 
 
-class View(Model):
+class View(Model, frozen=True):
     name: str
     sql: str
     normalized: str
 
 
-class Schema(Model):
+class Schema(Model, frozen=True):
     """A whole user schema, objects in creation order (which respects dependencies)."""
 
     tables: tuple[Table, ...] = ()

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 from schema_registry.changes import (
     ADDITIVE,
-    Additive,
     AddColumn,
+    Additive,
     AnyChange,
     CreateIndex,
     CreateTable,
@@ -25,7 +25,7 @@ from schema_registry.sqltext import fold, has_word, tokens
 _CONSTANT_WORDS = frozenset({"null", "true", "false"})
 
 
-def add_column_refusal(column: Column) -> str | None:
+def add_column_refusal(column: Column) -> str | None:  # noqa: PLR0911 - a return per rule
     """Why ALTER TABLE ADD COLUMN cannot add this column, or None when it can.
 
     The rules: https://www.sqlite.org/lang_altertable.html#alter_table_add_column
@@ -42,7 +42,10 @@ def add_column_refusal(column: Column) -> str | None:
     if default is not None and not _is_constant(default):
         return f"SQLite cannot add a column with a non-constant default ({default})"
     if default is not None and has_word(column.sql, "references"):
-        return "SQLite cannot add a REFERENCES column with a non-NULL default while foreign keys are on"
+        return (
+            "SQLite cannot add a REFERENCES column with a non-NULL default "
+            "while foreign keys are on"
+        )
     return None
 
 
@@ -61,14 +64,14 @@ def _is_constant(text: str) -> bool:
     return kind in ("string", "number", "blob") or value.lower() in _CONSTANT_WORDS
 
 
-class Refusal(Model):
+class Refusal(Model, frozen=True):
     """A difference the plan will not fix, and why."""
 
     change: AnyChange
     reason: str
 
 
-class Plan(Model):
+class Plan(Model, frozen=True):
     steps: tuple[Additive, ...] = ()
     drift: tuple[Refusal, ...] = ()
     extras: tuple[Extra, ...] = ()

@@ -29,7 +29,7 @@ EXAMPLE: Final = Path(__file__).parent / "example"
 _SEMVER: Final = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)\Z")
 
 
-class VersionEntry(Model):
+class VersionEntry(Model, frozen=True):
     """One `[[versions]]` entry of registry.toml, as written."""
 
     version: str
@@ -40,11 +40,11 @@ class VersionEntry(Model):
     optional: tuple[str, ...] = ()
 
 
-class RegistryFile(Model):
+class RegistryFile(Model, frozen=True):
     versions: tuple[VersionEntry, ...]
 
 
-class Version(Model):
+class Version(Model, frozen=True):
     """A compiled version: its entry plus the schema SQLite built from it."""
 
     version: str
@@ -67,7 +67,7 @@ def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in match.groups())
 
 
-class Registry(Model):
+class Registry(Model, frozen=True):
     path: str
     versions: tuple[Version, ...]
 
@@ -82,9 +82,7 @@ class Registry(Model):
         """The versions an upgrade from `from_version` to `to_version` goes through."""
         low = version_key(from_version) if from_version else None
         high = version_key(to_version)
-        return tuple(
-            v for v in self.versions if (low is None or v.key > low) and v.key <= high
-        )
+        return tuple(v for v in self.versions if (low is None or v.key > low) and v.key <= high)
 
 
 def load_registry(folder: str | Path) -> Registry:
@@ -95,7 +93,9 @@ def load_registry(folder: str | Path) -> Registry:
         raw = tomllib.loads(toml_path.read_text(encoding="utf-8"))
         entries = msgspec.convert(raw, RegistryFile).versions
     except FileNotFoundError:
-        raise RegistryError(f"{toml_path}: no such file (a registry is a folder with registry.toml)") from None
+        raise RegistryError(
+            f"{toml_path}: no such file (a registry is a folder with registry.toml)"
+        ) from None
     except (tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:
         raise RegistryError(f"{toml_path}: {exc}") from None
     if not entries:
@@ -156,7 +156,9 @@ def _compile(root: Path, entry: VersionEntry) -> Version:
         try:
             migration = tuple(split_statements(migration_path.read_text(encoding="utf-8")))
         except FileNotFoundError:
-            raise RegistryError(f"{migration_path} (version {entry.version}): no such file") from None
+            raise RegistryError(
+                f"{migration_path} (version {entry.version}): no such file"
+            ) from None
     return Version(
         version=entry.version,
         description=entry.description,

@@ -37,7 +37,11 @@ def connect(path: str | Path, *, create: bool = True, wal: bool = True) -> sqlit
     if not create and not uri:
         target, uri = f"file:{target}?mode=rw", True
     conn = sqlite3.connect(
-        target, isolation_level=None, check_same_thread=False, uri=uri, timeout=BUSY_TIMEOUT_MS / 1000
+        target,
+        isolation_level=None,
+        check_same_thread=False,
+        uri=uri,
+        timeout=BUSY_TIMEOUT_MS / 1000,
     )
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -91,7 +95,9 @@ class SqliteTransaction:
     async def execute(self, sql: str, params: Sequence[Value] = ()) -> None:
         self._conn.execute(sql, params)
 
-    async def fetch_many(self, statements: Sequence[tuple[str, Sequence[Value]]]) -> list[list[Row]]:
+    async def fetch_many(
+        self, statements: Sequence[tuple[str, Sequence[Value]]]
+    ) -> list[list[Row]]:
         return [self._conn.execute(sql, params).fetchall() for sql, params in statements]
 
     async def commit(self) -> None:
@@ -115,7 +121,9 @@ class SqliteDatabase:
     async def execute(self, sql: str, params: Sequence[Value] = ()) -> None:
         self.conn.execute(sql, params)
 
-    async def fetch_many(self, statements: Sequence[tuple[str, Sequence[Value]]]) -> list[list[Row]]:
+    async def fetch_many(
+        self, statements: Sequence[tuple[str, Sequence[Value]]]
+    ) -> list[list[Row]]:
         return [self.conn.execute(sql, params).fetchall() for sql, params in statements]
 
     @asynccontextmanager

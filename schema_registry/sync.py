@@ -13,6 +13,7 @@ that others reference would run ON DELETE CASCADE and silently empty its childre
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -34,7 +35,7 @@ from schema_registry.registry import Registry, Version, version_key
 Status = Literal["up_to_date", "applied", "out_of_date", "drifted"]
 
 
-class SyncContext(Model):
+class SyncContext(Model, frozen=True):
     """Who asked for a sync, recorded with every version row it writes."""
 
     trigger: str = "manual"  # sign-in, manual, fleet, cli
@@ -42,7 +43,7 @@ class SyncContext(Model):
     notes: str | None = None
 
 
-class SyncResult(Model):
+class SyncResult(Model, frozen=True):
     status: Status
     from_version: str | None
     to_version: str
@@ -168,6 +169,32 @@ async def _refuse_new_orphans(session: Session, before: Counter[tuple[str, str]]
         )
 
 
+_plans: dict[tuple[int, int], tuple[Schema, Version, Plan]] = {}
+_plans_lock = threading.Lock()  # syncs run on several worker threads
+
+
+def plan_for(actual: Schema, version: Version) -> Plan:
+    """The plan from `actual` to a version, computed once per schema object.
+
+    Introspection hands out one Schema object per distinct schema (its cache), so a fleet
+    of databases in the same state diffs once. The entry keeps both objects alive, so the
+    ids in the key cannot be reused by other objects while the entry exists.
+    """
+    if actual == version.schema:
+        return Plan()
+    key = (id(actual), id(version))
+    with _plans_lock:
+        hit = _plans.get(key)
+    if hit is not None and hit[0] is actual and hit[1] is version:
+        return hit[2]
+    plan = make_plan(diff(actual, version.schema), optional_tables=version.optional)
+    with _plans_lock:
+        if len(_plans) >= 256:
+            _plans.pop(next(iter(_plans)))
+        _plans[key] = (actual, version, plan)
+    return plan
+
+
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
 
@@ -198,7 +225,7 @@ async def _verify(
 ) -> SyncResult:
     """What a sync would do, without writing anything."""
     from_version = _from_version(registry, head, target)
-    plan = make_plan(diff(await introspect(db), target.schema), optional_tables=target.optional)
+    plan = plan_for(await introspect(db), target)
     warnings = tuple(f"optional: {s.describe()}" for s in plan.optional)
     pending_migrations = bool(_migrations(registry, from_version, target))
     status: Status
@@ -271,7 +298,7 @@ async def _upgrade(
     # Straight to the target, except that a version with a migration script is reached
     # first, so its script runs against the schema it was written for.
     for stop in [*(v for v in migrating if v is not target), target]:
-        plan = make_plan(diff(actual, stop.schema), optional_tables=stop.optional)
+        plan = plan_for(actual, stop)
         # One batch per plan and per script: a single round trip on a server.
         script = [step.sql() for step in plan.steps]
         script += list(stop.migration) if stop in migrating else []
@@ -281,7 +308,7 @@ async def _upgrade(
         statements += script
         if plan.steps or stop in migrating:
             actual = await introspect(tx)
-    final = make_plan(diff(actual, target.schema), optional_tables=target.optional)
+    final = plan_for(actual, target)
     if final.steps:
         raise SyncError(
             f"after applying, {final.steps[0].describe()} is still missing; rolled back"
@@ -299,11 +326,12 @@ async def _upgrade(
     )
     if final.drift:
         return base  # the caller rolls back: all of the version or none of it
-    return await _record(tx, base, head, passed, target, context)
+    return await _record(tx, result=base, head=head, passed=passed, target=target, context=context)
 
 
 async def _record(
     tx: Session,
+    *,
     result: SyncResult,
     head: HistoryRow | None,
     passed: tuple[Version, ...],
@@ -343,5 +371,3 @@ async def _record(
 
 def expected_schema(registry: Registry, version: str | None = None) -> Schema:
     return _target(registry, version).schema
-
-
