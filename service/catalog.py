@@ -33,6 +33,19 @@ CREATE TABLE IF NOT EXISTS tenants (
     drift_count INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tenants_by_version ON tenants (schema_version);
+CREATE TABLE IF NOT EXISTS audit_log (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    actor TEXT,
+    from_version TEXT,
+    to_version TEXT NOT NULL,
+    status TEXT NOT NULL,
+    changes_applied INTEGER NOT NULL,
+    statements TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_by_user ON audit_log (user_id, id);
 """
 _COLUMNS: Final = (
     "user_id, email, location, created_at, schema_version, content_hash, schema_cookie, "
@@ -59,6 +72,26 @@ class TenantRecord(msgspec.Struct, frozen=True, kw_only=True):
         return Stamp(
             version=self.schema_version, content_hash=self.content_hash, cookie=self.schema_cookie
         )
+
+
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One applied change set: who asked (trigger, actor), from and to, and the SQL."""
+
+    at: str
+    user_id: str
+    trigger: str  # sign-in, manual, fleet, cli
+    actor: str | None
+    from_version: str | None
+    to_version: str
+    status: str
+    changes_applied: int
+    statements: tuple[str, ...]
+    id: int | None = None
+
+
+_AUDIT_COLUMNS: Final = (
+    "id, at, user_id, trigger, actor, from_version, to_version, status, changes_applied, statements"
+)
 
 
 class CatalogStore(Protocol):
@@ -107,6 +140,75 @@ class Catalog:
     async def delete(self, user_id: str) -> None:
         await self.store.execute("DELETE FROM tenants WHERE user_id = ?", (user_id,))
         self._cache.pop(user_id, None)
+
+    async def tenants(
+        self,
+        *,
+        version: str | None = None,
+        status: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[TenantRecord]:
+        """A page of tenants ordered by user id, filtered by version and status."""
+        where = ["user_id > ?"]
+        params: list[Value] = [after or ""]
+        if version is not None:
+            where.append("coalesce(schema_version, 'none') = ?")
+            params.append(version)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        rows = await self.store.fetch(
+            f"SELECT {_COLUMNS} FROM tenants WHERE {' AND '.join(where)} ORDER BY user_id LIMIT ?",
+            (*params, limit),
+        )
+        return [_record(row) for row in rows]
+
+    async def record_audit(self, entry: AuditEntry) -> None:
+        await self.store.execute(
+            f"INSERT INTO audit_log ({_AUDIT_COLUMNS}) VALUES (NULL,?,?,?,?,?,?,?,?,?)",
+            (
+                entry.at,
+                entry.user_id,
+                entry.trigger,
+                entry.actor,
+                entry.from_version,
+                entry.to_version,
+                entry.status,
+                entry.changes_applied,
+                msgspec.json.encode(entry.statements).decode(),
+            ),
+        )
+
+    async def audit(
+        self, *, user_id: str | None = None, before: int | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        """Audit entries, newest first; page with `before` (an entry id)."""
+        where = ["id < ?"]
+        params: list[Value] = [before if before is not None else 2**62]
+        if user_id is not None:
+            where.append("user_id = ?")
+            params.append(user_id)
+        rows = await self.store.fetch(
+            f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE {' AND '.join(where)} "
+            "ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [
+            AuditEntry(
+                id=int(r[0]),  # type: ignore[arg-type]
+                at=str(r[1]),
+                user_id=str(r[2]),
+                trigger=str(r[3]),
+                actor=None if r[4] is None else str(r[4]),
+                from_version=None if r[5] is None else str(r[5]),
+                to_version=str(r[6]),
+                status=str(r[7]),
+                changes_applied=int(r[8]),  # type: ignore[arg-type]
+                statements=tuple(msgspec.json.decode(str(r[9]), type=list[str])),
+            )
+            for r in rows
+        ]
 
     async def summary(self) -> tuple[int, dict[str, int], int]:
         """(tenant count, tenants by version, drifted tenants) for health and metrics."""

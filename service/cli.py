@@ -9,6 +9,7 @@ import argparse
 import os
 import secrets
 import sys
+from types import ModuleType
 
 import msgspec
 import structlog
@@ -21,6 +22,9 @@ from service.errors import ServiceError
 from service.logs import configure_logging
 
 log = structlog.get_logger("tenantdb.cli")
+
+# Operator command groups, each `register(commands)`: add a module here to add a group.
+COMMAND_MODULES: tuple[ModuleType, ...] = ()
 
 DEV_SECRET_FILE = ".dev-jwt-secret"  # noqa: S105 - a file name, not a secret
 EPILOG = """\
@@ -110,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--admin", action="store_true", help="carry the admin role")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.set_defaults(run=_token)
+    for module in COMMAND_MODULES:
+        module.register(commands)
     return parser
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,10 +23,20 @@ from schema_registry.history import HistoryRow, Stamp
 from schema_registry.registry import Registry
 from schema_registry.sync import SyncContext, SyncResult
 from service.backends.base import Backend
-from service.catalog import Catalog, TenantRecord
+from service.catalog import AuditEntry, Catalog, TenantRecord
 from service.errors import Forbidden, NotFound
 
 log = structlog.get_logger("tenantdb.tenants")
+
+
+class SyncEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """What observers (metrics) hear after every full sync."""
+
+    user_id: str
+    trigger: str
+    actor: str | None
+    created: bool
+    result: SyncResult
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,8 +97,14 @@ class TenantService:
         self.auto_sync = auto_sync
         self.environment = environment
         self._locks = KeyedLocks()
+        # Hooks for operator features: called before a sync that will change an existing
+        # database (backups), and after every full sync (metrics). Installed by their modules.
+        self.before_apply: list[Callable[[TenantRecord, str], Awaitable[None]]] = []
+        self.observers: list[Callable[[SyncEvent], None]] = []
 
-    async def initialize(self, user_id: str, email: str | None) -> Outcome:
+    async def initialize(
+        self, user_id: str, email: str | None, *, actor: str | None = None
+    ) -> Outcome:
         record = await self.catalog.get(user_id)
         if record is not None and (email is None or email == record.email):
             stamp = await self.backend.check(record.location, self.registry, record.stamp)
@@ -97,17 +113,38 @@ class TenantService:
                     record = await self._remember(record, stamp=stamp)
                 return Outcome(record=record, result=None)
         return await self._sync(
-            user_id, email, apply=self.auto_sync, trigger="sign-in", create=True
+            user_id, email, apply=self.auto_sync, trigger="sign-in", create=True, actor=actor
         )
 
-    async def sync_schema(self, user_id: str, *, admin: bool) -> Outcome:
+    async def sync_schema(self, user_id: str, *, admin: bool, actor: str | None = None) -> Outcome:
         if not self.auto_sync and not admin:
             raise Forbidden(
                 "sync_mode is verify: only a token with the admin role may apply schema changes"
             )
         if await self.catalog.get(user_id) is None:
             raise NotFound(f"no database for user {user_id}: call POST /api/user/initialize first")
-        return await self._sync(user_id, None, apply=True, trigger="manual", create=False)
+        return await self._sync(
+            user_id, None, apply=True, trigger="manual", create=False, actor=actor
+        )
+
+    async def sync_tenant(
+        self,
+        user_id: str,
+        *,
+        target: str | None = None,
+        apply: bool = True,
+        trigger: str = "cli",
+        actor: str | None = None,
+    ) -> Outcome:
+        """Sync one existing tenant to `target` (default: current): CLI, fleet and admin use.
+
+        apply=False is the dry run: the result lists what would run; nothing is written.
+        """
+        if await self.catalog.get(user_id) is None:
+            raise NotFound(f"no database for user {user_id}")
+        return await self._sync(
+            user_id, None, apply=apply, trigger=trigger, create=False, target=target, actor=actor
+        )
 
     async def delete(self, user_id: str) -> None:
         """Remove the user's database and catalog row (account deletion)."""
@@ -151,7 +188,15 @@ class TenantService:
         return rows
 
     async def _sync(
-        self, user_id: str, email: str | None, *, apply: bool, trigger: str, create: bool
+        self,
+        user_id: str,
+        email: str | None,
+        *,
+        apply: bool,
+        trigger: str,
+        create: bool,
+        target: str | None = None,
+        actor: str | None = None,
     ) -> Outcome:
         async with self._locks.hold(user_id):
             record = await self.catalog.get(user_id, fresh=True)
@@ -160,6 +205,12 @@ class TenantService:
                 record = TenantRecord(
                     user_id=user_id, email=email, location=location, created_at=_now()
                 )
+            elif apply and self.before_apply:
+                version = target or self.registry.current.version
+                stamp = await self.backend.check(location, self.registry, record.stamp)
+                if stamp is None or stamp.version != version:
+                    for hook in self.before_apply:
+                        await hook(record, version)
             result, created = await self.backend.sync(
                 location,
                 self.registry,
@@ -167,11 +218,31 @@ class TenantService:
                 known=record.stamp,
                 context=SyncContext(trigger=trigger, environment=self.environment),
                 create=create,
+                target=target,
             )
             if email is not None and email != record.email:
                 record = msgspec.structs.replace(record, email=email)
             record = await self._remember(record, result=result)
+            if apply and result.statements and result.up_to_date:
+                await self.catalog.record_audit(
+                    AuditEntry(
+                        at=_now(),
+                        user_id=user_id,
+                        trigger=trigger,
+                        actor=actor,
+                        from_version=result.from_version,
+                        to_version=result.to_version,
+                        status=result.status,
+                        changes_applied=len(result.applied),
+                        statements=result.statements,
+                    )
+                )
         self._log(user_id, result, created)
+        event = SyncEvent(
+            user_id=user_id, trigger=trigger, actor=actor, created=created, result=result
+        )
+        for observe in self.observers:
+            observe(event)
         return Outcome(record=record, result=result, created=created)
 
     async def _remember(

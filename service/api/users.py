@@ -89,7 +89,7 @@ class UserController(Controller):
     ) -> InitializeResponse:
         """Provision the caller's database if missing, sync its schema, say how to connect."""
         identity.require(check_user_id(data.user_id))
-        outcome = await tenants.initialize(data.user_id, data.email)
+        outcome = await tenants.initialize(data.user_id, data.email, actor=identity.user_id)
         count, applied, drift, warnings = _changes(outcome)
         backend = tenants.backend
         record = outcome.record
@@ -118,7 +118,7 @@ class UserController(Controller):
     ) -> SyncResponse:
         """Run the schema sync now (in verify mode only an admin may)."""
         identity.require(check_user_id(user_id))
-        outcome = await tenants.sync_schema(user_id, admin=identity.admin)
+        outcome = await tenants.sync_schema(user_id, admin=identity.admin, actor=identity.user_id)
         count, applied, drift, warnings = _changes(outcome)
         return SyncResponse(
             success=outcome.synced,
