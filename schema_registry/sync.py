@@ -66,7 +66,8 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _is_current(stamp: Stamp | None, target: Version, cookie: int) -> bool:
+def is_current(stamp: Stamp | None, target: Version, cookie: int) -> bool:
+    """Whether a stamp says `target`, with its content hash, at this schema cookie."""
     return (
         stamp is not None
         and stamp.version == target.version
@@ -84,10 +85,10 @@ async def check(
     schema cookie, no table is read at all, which spares SQLite parsing the schema.
     """
     cookie = await db.schema_cookie()
-    if _is_current(known, target, cookie):
+    if is_current(known, target, cookie):
         return True, None, cookie
     head = await history.newest(db)
-    return _is_current(head.stamp if head else None, target, cookie), head, cookie
+    return is_current(head.stamp if head else None, target, cookie), head, cookie
 
 
 async def sync(

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from litestar import Controller, delete, get, post
+from litestar import Controller, Request, delete, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.response import File
 
-from service.api.auth_guard import authenticated, provide_identity
+from service.api.auth_guard import authenticated
 from service.api.schemas import (
     Deleted,
     DriftItem,
@@ -35,6 +35,15 @@ ERRORS: dict[int, ResponseSpec] = {
     ),
     500: ResponseSpec(ErrorBody, description="Internal error; nothing was half-applied"),
 }
+
+
+def caller(request: Request[Any, Any, Any]) -> tuple[Identity, TenantService]:
+    """Who calls (set by the `authenticated` guard) and the tenant service.
+
+    Read from state rather than injected: two injected dependencies make Litestar run a
+    task group per request, about 40 µs on the sign-in hot path.
+    """
+    return request.state.identity, request.app.state.tenants
 
 
 def provide_tenants(state: State) -> TenantService:
@@ -75,19 +84,15 @@ class UserController(Controller):
     path = "/api/user"
     tags = ["user"]
     guards = [authenticated]
-    dependencies = {
-        "identity": Provide(provide_identity, sync_to_thread=False),
-        "tenants": Provide(provide_tenants, sync_to_thread=False),
-    }
 
     @post("/initialize", status_code=200, responses=ERRORS)
     async def initialize(
         self,
         data: JSONBody[InitializeRequest],
-        identity: NamedDependency[Identity],
-        tenants: NamedDependency[TenantService],
+        request: Request[Any, Any, Any],
     ) -> InitializeResponse:
         """Provision the caller's database if missing, sync its schema, say how to connect."""
+        identity, tenants = caller(request)
         identity.require(check_user_id(data.user_id))
         outcome = await tenants.initialize(data.user_id, data.email, actor=identity.user_id)
         count, applied, drift, warnings = _changes(outcome)
@@ -113,10 +118,10 @@ class UserController(Controller):
     async def sync_schema(
         self,
         user_id: FromPath[str],
-        identity: NamedDependency[Identity],
-        tenants: NamedDependency[TenantService],
+        request: Request[Any, Any, Any],
     ) -> SyncResponse:
         """Run the schema sync now (in verify mode only an admin may)."""
+        identity, tenants = caller(request)
         identity.require(check_user_id(user_id))
         outcome = await tenants.sync_schema(user_id, admin=identity.admin, actor=identity.user_id)
         count, applied, drift, warnings = _changes(outcome)
@@ -135,10 +140,10 @@ class UserController(Controller):
     async def schema_version(
         self,
         user_id: FromPath[str],
-        identity: NamedDependency[Identity],
-        tenants: NamedDependency[TenantService],
+        request: Request[Any, Any, Any],
     ) -> SchemaVersionResponse:
         """The database's recorded version against the app's current one."""
+        identity, tenants = caller(request)
         identity.require(check_user_id(user_id))
         rows = await tenants.history(user_id)
         head = rows[-1] if rows else None
@@ -158,10 +163,10 @@ class UserController(Controller):
     async def delete_user(
         self,
         user_id: FromPath[str],
-        identity: NamedDependency[Identity],
-        tenants: NamedDependency[TenantService],
+        request: Request[Any, Any, Any],
     ) -> Deleted:
         """Delete the user's database and catalog row (account deletion; owner or admin)."""
+        identity, tenants = caller(request)
         identity.require(check_user_id(user_id))
         await tenants.delete(user_id)
         return Deleted(success=True, message=f"database of {user_id} deleted")
@@ -175,10 +180,10 @@ class UserController(Controller):
     async def export(
         self,
         user_id: FromPath[str],
-        identity: NamedDependency[Identity],
-        tenants: NamedDependency[TenantService],
+        request: Request[Any, Any, Any],
     ) -> File:
         """Download the user's database as one SQLite file (data portability)."""
+        identity, tenants = caller(request)
         identity.require(check_user_id(user_id))
         path = await tenants.export(user_id)
         return File(

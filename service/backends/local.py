@@ -22,7 +22,8 @@ from schema_registry import history
 from schema_registry.history import HistoryRow, Stamp
 from schema_registry.registry import Registry
 from schema_registry.sqlite_db import SqliteDatabase, drive
-from schema_registry.sync import SyncContext, SyncResult, check, sync
+from schema_registry.sync import SyncContext, SyncResult, check, is_current, sync
+from service.backends.batcher import Batcher
 from service.backends.pool import ConnectionPool
 from service.errors import NotFound
 
@@ -36,6 +37,7 @@ class LocalBackend:
         self.root = data_dir / "tenants"
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sqlite")
         self._pool = ConnectionPool(cache_size)
+        self._checks = Batcher(self._executor)
 
     def location(self, user_id: str) -> str:
         digest = hashlib.sha256(user_id.encode()).hexdigest()
@@ -55,7 +57,7 @@ class LocalBackend:
         try:
             result = fn(SqliteDatabase(conn))
         except BaseException:
-            conn.close()
+            self._pool.close_connection(conn)
             raise
         self._pool.checkin(location, conn)
         return result
@@ -107,16 +109,18 @@ class LocalBackend:
             except sqlite3.OperationalError:
                 return None  # no file: the slow path provisions it
             try:
-                current, head, _cookie = drive(check(SqliteDatabase(conn), registry.current, known))
+                if known is not None and is_current(
+                    known, registry.current, self._pool.cookie(conn)
+                ):
+                    return known
+                current, head, _ = drive(check(SqliteDatabase(conn), registry.current, known))
             finally:
                 self._pool.checkin(location, conn)
             if not current:
                 return None
-            if head is None and known is not None:
-                return known
-            return head.stamp if head else None
+            return known if head is None else head.stamp
 
-        return await self._run(work)
+        return await self._checks.run(work)
 
     async def history(self, location: str) -> list[HistoryRow] | None:
         """The file's history rows, or None when there is no file."""

@@ -20,6 +20,22 @@ class ConnectionPool:
         self._idle: OrderedDict[str, list[sqlite3.Connection]] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
+        # One cursor per connection for the cookie read: a new cursor per call leaves a
+        # dead weak reference in the connection, which CPython prunes only every 200.
+        self._cursors: dict[int, sqlite3.Cursor] = {}
+
+    def cookie(self, conn: sqlite3.Connection) -> int:
+        """PRAGMA schema_version on a checked-out connection."""
+        cursor = self._cursors.get(id(conn))
+        if cursor is None:
+            cursor = self._cursors[id(conn)] = conn.cursor()
+        row = cursor.execute("PRAGMA schema_version").fetchone()
+        return int(row[0])
+
+    def close_connection(self, conn: sqlite3.Connection) -> None:
+        """Close a connection (idle or checked out) and forget its cursor."""
+        self._cursors.pop(id(conn), None)
+        conn.close()
 
     def checkout(self, path: str, *, create: bool) -> sqlite3.Connection:
         with self._lock:
@@ -45,7 +61,7 @@ class ConnectionPool:
                 self._size -= len(conns)
                 evicted += conns
         for old in evicted:
-            old.close()
+            self.close_connection(old)
 
     def discard(self, path: str) -> None:
         """Close the idle connections of one file (before deleting or replacing it)."""
@@ -53,7 +69,7 @@ class ConnectionPool:
             conns = self._idle.pop(path, [])
             self._size -= len(conns)
         for conn in conns:
-            conn.close()
+            self.close_connection(conn)
 
     def close(self) -> None:
         with self._lock:
@@ -61,4 +77,4 @@ class ConnectionPool:
             self._idle.clear()
             self._size = 0
         for conn in conns:
-            conn.close()
+            self.close_connection(conn)
