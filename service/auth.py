@@ -52,7 +52,12 @@ class Authenticator:
         if settings.jwt_public_key_file:
             self._public_key = Path(settings.jwt_public_key_file).read_text(encoding="utf-8")
         self._jwks = (
-            jwt.PyJWKClient(settings.jwks_url, cache_jwk_set=True, lifespan=300)
+            jwt.PyJWKClient(
+                settings.jwks_url,
+                cache_jwk_set=True,
+                lifespan=300,
+                cooldown_duration=settings.jwks_cooldown,
+            )
             if settings.jwks_url
             else None
         )

@@ -40,6 +40,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     jwt_algorithms: tuple[str, ...] = ("HS256",)
     jwt_public_key_file: str | None = None
     jwks_url: str | None = None
+    jwks_cooldown: float = 30.0  # least seconds between JWKS fetches for an unknown kid
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway: float = 30.0
@@ -57,13 +58,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     workers: int = 8  # threads doing SQLite work off the event loop
     connection_cache: int = 1024  # idle tenant connections kept open (LRU)
+    # Backups before schema changes (service/backups.py) and /metrics (service/metrics.py)
+    backup_policy: Literal["always", "migration", "never"] = "migration"
+    backup_keep: int = 5  # newest backups kept per tenant
+    backup_dir: str | None = None  # default: DATA_DIR/backups
+    metrics_token: str | None = None  # when set, /metrics needs `Authorization: Bearer` it
 
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir).expanduser().resolve()
 
+    @property
+    def backup_path(self) -> Path:
+        if self.backup_dir is None:
+            return self.data_path / "backups"
+        return Path(self.backup_dir).expanduser().resolve()
 
-_SECRET_FIELDS: Final = frozenset({"jwt_secret"})
+
+_SECRET_FIELDS: Final = frozenset({"jwt_secret", "metrics_token"})
 _LIST_FIELDS: Final = frozenset({"jwt_algorithms", "sqld_url", "sqld_admin_url"})
 
 
@@ -142,6 +154,10 @@ def _check(s: Settings) -> list[str]:
         problems.append("TENANTDB_CONNECTION_CACHE: must be 0 or more")
     if s.jwt_leeway < 0:
         problems.append("TENANTDB_JWT_LEEWAY: must be 0 or more")
+    if s.backup_keep < 1:
+        problems.append("TENANTDB_BACKUP_KEEP: keep at least 1 backup per tenant")
+    if s.metrics_token is not None and len(s.metrics_token) < 16:
+        problems.append("TENANTDB_METRICS_TOKEN: use at least 16 characters")
     if s.backend == "sqld":
         problems += _check_sqld(s)
     return problems
