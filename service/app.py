@@ -14,6 +14,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from schema_registry.registry import Registry, load_registry
 from service.api.health import HealthController, health
+from service.api.metrics import metrics
 from service.api.request_log import request_logging
 from service.api.users import UserController
 from service.auth import Authenticator
@@ -48,7 +49,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
         log.info("service.stopped")
 
     return Litestar(
-        route_handlers=[UserController, HealthController, health],
+        route_handlers=[UserController, HealthController, health, metrics],
         lifespan=[lifespan],
         state=State({"authenticator": Authenticator(settings), "settings": settings}),
         exception_handlers=EXCEPTION_HANDLERS,

@@ -10,8 +10,10 @@ from service.backends.base import Backend
 from service.backends.local import LocalBackend
 from service.backends.sqld import SqldBackend
 from service.backends.threaded import ThreadedSqlite
+from service.backups import install_backups
 from service.catalog import Catalog, CatalogStore
 from service.config import Settings
+from service.metrics import install_metrics
 from service.tenants import TenantService
 
 
@@ -45,12 +47,15 @@ async def open_runtime(
     try:
         catalog = Catalog(store)
         await catalog.open()
-        yield TenantService(
+        tenants = TenantService(
             registry=registry,
             catalog=catalog,
             backend=backend,
             auto_sync=settings.sync_mode == "auto",
             environment=settings.environment,
         )
+        install_backups(tenants, settings)
+        install_metrics(tenants)
+        yield tenants
     finally:
         await close()

@@ -1,0 +1,105 @@
+"""GET /metrics: Prometheus text with sync counters, durations, provisioning and tenant gauges."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.metrics import BUCKETS
+from tests.api.conftest import registry_upto
+
+_SAMPLE = re.compile(r"(?P<name>[a-z_]+)(?:\{(?P<labels>.*)\})? (?P<value>\S+)")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+@pytest.fixture(params=["local", pytest.param("sqld", marks=pytest.mark.sqld)])
+def backend_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse(text: str) -> tuple[dict[str, str], Samples]:
+    """The exposition text as ({family: type}, {(name, labels): value})."""
+    types: dict[str, str] = {}
+    samples: Samples = {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, family, kind = line.split(" ")
+            types[family] = kind
+        elif line and not line.startswith("#"):
+            match = _SAMPLE.fullmatch(line)
+            assert match is not None, line
+            labels = tuple(_LABEL.findall(match["labels"] or ""))
+            samples[(match["name"], labels)] = float(match["value"])
+    return types, samples
+
+
+def scrape(server: Any, **headers: str) -> Any:
+    with server.client() as client:
+        return client.get("/metrics", headers=headers)
+
+
+def test_metrics_count_syncs_provisioning_and_tenants(serve: Any, tmp_path: Path) -> None:
+    old = serve(registry=registry_upto(tmp_path, "1.1.0"))
+    assert old.initialize("olga").status_code == 200  # stays at 1.1.0
+    server = serve()  # a new process: its counters start at zero, the catalog persists
+    for user in ("ann", "ben", "ann"):  # the second "ann" takes the fast path: no sync
+        assert server.initialize(user).status_code == 200
+    server.tenant(server.initialize("ben")).script(
+        "DROP INDEX idx_trades_symbol; CREATE INDEX idx_trades_symbol ON trades (price)"
+    )
+    with server.client() as client:
+        for user in ("ann", "ben"):
+            sync = client.post(f"/api/user/sync-schema/{user}", headers=server.headers(user))
+            assert sync.status_code == 200
+
+    response = scrape(server)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    types, samples = parse(response.text)
+    assert types == {
+        "tenantdb_syncs_total": "counter",
+        "tenantdb_sync_duration_seconds": "histogram",
+        "tenantdb_provisioned_total": "counter",
+        "tenantdb_tenants": "gauge",
+        "tenantdb_tenants_drifted": "gauge",
+    }
+    histogram = "tenantdb_sync_duration_seconds"
+    assert {k: v for k, v in samples.items() if not k[0].startswith(histogram)} == {
+        ("tenantdb_syncs_total", (("status", "applied"), ("trigger", "sign-in"))): 2,
+        ("tenantdb_syncs_total", (("status", "drifted"), ("trigger", "manual"))): 1,
+        ("tenantdb_syncs_total", (("status", "up_to_date"), ("trigger", "manual"))): 1,
+        ("tenantdb_provisioned_total", ()): 2,
+        ("tenantdb_tenants", (("version", "1.0.0"),)): 0,
+        ("tenantdb_tenants", (("version", "1.1.0"),)): 1,
+        ("tenantdb_tenants", (("version", "1.2.0"),)): 2,
+        ("tenantdb_tenants_drifted", ()): 1,
+    }
+    buckets = [samples[(f"{histogram}_bucket", (("le", repr(b)),))] for b in BUCKETS]
+    assert buckets == sorted(buckets)  # cumulative
+    assert samples[(f"{histogram}_bucket", (("le", "+Inf"),))] == 4
+    assert samples[(f"{histogram}_count", ())] == 4
+    assert 0 < samples[(f"{histogram}_sum", ())] < 10
+
+
+def test_metrics_start_at_zero_and_are_open_without_a_token(serve: Any) -> None:
+    _, samples = parse(scrape(serve()).text)
+    assert samples[("tenantdb_sync_duration_seconds_count", ())] == 0
+    assert samples[("tenantdb_provisioned_total", ())] == 0
+    assert samples[("tenantdb_tenants", (("version", "1.2.0"),))] == 0
+    assert not [k for k in samples if k[0] == "tenantdb_syncs_total"]
+
+
+def test_metrics_token_when_set_is_required(serve: Any) -> None:
+    token = "metrics-" + "m" * 24
+    server = serve(metrics_token=token)
+    assert scrape(server).status_code == 401
+    assert scrape(server, Authorization="Bearer wrong-token-0123456789").status_code == 401
+    # A user's JWT is not the metrics token either.
+    assert scrape(server, **server.headers("ops", admin=True)).status_code == 401
+    assert scrape(server, Authorization=f"Bearer {token}").status_code == 200
