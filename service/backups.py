@@ -118,6 +118,19 @@ def install_backups(tenants: TenantService, settings: Settings, policy: str | No
         hook = BackupHook(tenants.registry, tenants.backend, folder, cast(Policy, chosen), keep)
         hooks.append(hook)
     tenants.before_apply[:] = hooks
+    if not any(isinstance(h, _DropBackups) for h in tenants.after_delete):
+        tenants.after_delete.append(_DropBackups(settings))
+
+
+class _DropBackups:
+    """Account deletion removes the tenant's backups too: no copy of the data outlives it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def __call__(self, user_id: str) -> None:
+        removed = await asyncio.to_thread(delete_backups, self.settings, user_id)
+        log.info("backup.deleted", user_id=user_id, count=removed)
 
 
 async def take_backup(
@@ -239,7 +252,7 @@ async def restore_backup(tenants: TenantService, user_id: str, backup: Path) -> 
             f"({tenants.registry.path}) does not have: restore it with the registry it came from"
         )
     # TenantService's per-user lock: no sync of this tenant in this process meanwhile.
-    async with tenants._locks.hold(user_id):
+    async with tenants.locked(user_id):
         record = await tenants.catalog.get(user_id, fresh=True)
         if record is None:
             raise NotFound(

@@ -12,7 +12,7 @@ import asyncio
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -101,6 +101,11 @@ class TenantService:
         # database (backups), and after every full sync (metrics). Installed by their modules.
         self.before_apply: list[Callable[[TenantRecord, str], Awaitable[None]]] = []
         self.observers: list[Callable[[SyncEvent], None]] = []
+        self.after_delete: list[Callable[[str], Awaitable[None]]] = []  # e.g. drop backups
+
+    def locked(self, user_id: str) -> AbstractAsyncContextManager[None]:
+        """Hold the tenant's lock: what sign-in, sync and delete take (restore too)."""
+        return self._locks.hold(user_id)
 
     async def initialize(
         self, user_id: str, email: str | None, *, actor: str | None = None
@@ -154,6 +159,8 @@ class TenantService:
                 raise NotFound(f"no database for user {user_id}")
             await self.backend.delete(record.location)
             await self.catalog.delete(user_id)
+            for hook in self.after_delete:
+                await hook(user_id)
         log.info("tenant.deleted", user_id=user_id)
 
     async def export(self, user_id: str) -> Path:

@@ -353,3 +353,16 @@ def test_list_backups_of_a_tenant_without_any(operator: Operator) -> None:
     assert list_backups(operator.settings, "nobody") == []
     with pytest.raises(BadRequest):
         list_backups(operator.settings, "../etc")
+
+
+def test_deleting_an_account_removes_its_backups(operator: Operator, tmp_path: Path) -> None:
+    operator.provision("gil", registry=registry_upto(tmp_path, "1.1.0"))
+    sync(operator, "gil")
+    assert len(backed_up(operator, "gil")) == 1
+
+    async def delete(tenants: TenantService) -> None:
+        await tenants.delete("gil")
+
+    operator.with_tenants(delete)
+    assert backed_up(operator, "gil") == []
+    assert not (operator.settings.data_path / "backups" / "gil").exists()
