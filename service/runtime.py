@@ -23,7 +23,11 @@ async def open_backend(
     """The configured backend, the store its catalog lives in, and how to close both."""
     if settings.backend == "sqld":
         sqld = SqldBackend(settings)
-        await sqld.prepare()
+        try:
+            await sqld.prepare()
+        except BaseException:
+            await sqld.close()  # its HTTP sessions, or they leak when sqld is down
+            raise
         return sqld, sqld.catalog_store(), sqld.close
     local = LocalBackend(
         settings.data_path, workers=settings.workers, cache_size=settings.connection_cache
