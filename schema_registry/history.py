@@ -6,6 +6,7 @@ against, so a returning user costs a header read, not a schema parse.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 import msgspec
@@ -35,7 +36,7 @@ _EXISTS_SQL: Final = "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name 
 _INSERT_SQL: Final = (
     f"INSERT INTO {HISTORY_TABLE} (version, description, created_at, applied_at, content_hash, "
     "changes_applied, schema_cookie, environment, trigger, notes) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, (SELECT schema_version FROM pragma_schema_version), ?, ?, ?)"
 )
 
 
@@ -87,15 +88,18 @@ async def schema_cookie(session: Session) -> int:
     return int(rows[0][0])  # type: ignore[arg-type]
 
 
-async def ensure_history(session: Session) -> None:
-    """Create the table; before reading the cookie to store, since creating it moves it."""
-    await session.execute(HISTORY_DDL)
+async def record(session: Session, rows: list[tuple[Value, ...]]) -> int:
+    """Create the table if needed and append rows, in one batch; returns the cookie stored.
 
-
-async def record(session: Session, values: tuple[Value, ...]) -> None:
-    """Append one row: (version, description, created_at, applied_at, content_hash,
-    changes_applied, schema_cookie, environment, trigger, notes)."""
-    await session.execute(_INSERT_SQL, values)
+    Each row is (version, description, created_at, applied_at, content_hash,
+    changes_applied, environment, trigger, notes); the schema cookie is read by the INSERT
+    itself, after the CREATE that may have moved it.
+    """
+    statements: list[tuple[str, Sequence[Value]]] = [(HISTORY_DDL, ())]
+    statements += [(_INSERT_SQL, row) for row in rows]
+    statements.append(("PRAGMA schema_version", ()))
+    results = await session.fetch_many(statements)
+    return int(results[-1][0][0])  # type: ignore[arg-type]
 
 
 async def update_cookie(session: Session, row_id: int, cookie: int) -> None:

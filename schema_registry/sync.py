@@ -23,7 +23,7 @@ import msgspec
 
 from schema_registry import history
 from schema_registry.changes import Extra
-from schema_registry.database import Database, Session
+from schema_registry.database import Database, Session, Value
 from schema_registry.diff import diff
 from schema_registry.errors import NewerDatabaseError, SyncError
 from schema_registry.history import HistoryRow, Stamp
@@ -99,13 +99,19 @@ async def sync(
     apply: bool = True,
     known: Stamp | None = None,
     context: SyncContext | None = None,
+    fresh: bool = False,
 ) -> SyncResult:
     """Sync `db` to `target` (default: the registry's current version).
 
     With apply=False nothing is written: the result says what would run (the dry run).
+    `fresh` says the database was created just now, so the up-to-date check is skipped
+    (on a server, two round trips); the transaction re-reads the state all the same.
     """
     started = time.perf_counter()
     version = _target(registry, target)
+    if fresh and apply:
+        result = await _apply(db, registry, version, None, context or SyncContext())
+        return msgspec.structs.replace(result, duration_ms=_ms(started))
     current, head, cookie = await check(db, version, known)
     if current:
         stamp = Stamp(version=version.version, content_hash=version.content_hash, cookie=cookie)
@@ -345,27 +351,24 @@ async def _record(
         await history.update_cookie(tx, head.id, cookie)
         stamp = Stamp(version=target.version, content_hash=target.content_hash, cookie=cookie)
         return msgspec.structs.replace(result, status="up_to_date", stamp=stamp)
-    await history.ensure_history(tx)
-    cookie = await history.schema_cookie(tx)
     applied_at = _now()
     count = len(result.applied)
     recorded = passed or (target,)
-    for version in recorded:
-        await history.record(
-            tx,
-            (
-                version.version,
-                version.description,
-                version.created_at,
-                applied_at,
-                version.content_hash,
-                count if version is target else 0,
-                cookie,
-                context.environment,
-                context.trigger,
-                context.notes,
-            ),
+    rows: list[tuple[Value, ...]] = [
+        (
+            version.version,
+            version.description,
+            version.created_at,
+            applied_at,
+            version.content_hash,
+            count if version is target else 0,
+            context.environment,
+            context.trigger,
+            context.notes,
         )
+        for version in recorded
+    ]
+    cookie = await history.record(tx, rows)
     stamp = Stamp(version=target.version, content_hash=target.content_hash, cookie=cookie)
     return msgspec.structs.replace(result, recorded=tuple(v.version for v in recorded), stamp=stamp)
 

@@ -63,11 +63,39 @@ def _from_value(cell: dict[str, Any]) -> Value:
     return base64.b64decode(data + "=" * (-len(data) % 4))
 
 
+def _stmt(sql: str, params: Sequence[Value]) -> dict[str, Any]:
+    return {"sql": sql, "args": [_to_value(p) for p in params], "want_rows": True}
+
+
 def _statement(sql: str, params: Sequence[Value]) -> dict[str, Any]:
-    return {
-        "type": "execute",
-        "stmt": {"sql": sql, "args": [_to_value(p) for p in params], "want_rows": True},
-    }
+    return {"type": "execute", "stmt": _stmt(sql, params)}
+
+
+def _batch(statements: Sequence[tuple[str, Sequence[Value]]]) -> dict[str, Any]:
+    """One Hrana batch: each step runs only if the one before succeeded.
+
+    sqld runs a batch as one request, about twice as fast as the same statements as
+    separate pipeline requests. (Not `sequence`: sqld 0.24 skipped a statement that did
+    not parse and carried on.)
+    """
+    steps: list[dict[str, Any]] = []
+    for index, (sql, params) in enumerate(statements):
+        step: dict[str, Any] = {"stmt": _stmt(sql, params)}
+        if index:
+            step["condition"] = {"type": "ok", "step": index - 1}
+        steps.append(step)
+    return {"type": "batch", "batch": {"steps": steps}}
+
+
+def _batch_rows(response: dict[str, Any], count: int) -> list[list[Row]]:
+    result = response["result"]
+    for error in result["step_errors"]:
+        if error is not None:
+            raise HranaError(str(error.get("message")), error.get("code"))
+    steps = result["step_results"]
+    if len(steps) != count or any(step is None for step in steps):
+        raise HranaError("sqld skipped statements of a batch without saying why")
+    return [[tuple(_from_value(c) for c in row) for row in step["rows"]] for step in steps]
 
 
 class HranaHttp:
@@ -102,6 +130,8 @@ class HranaHttp:
         headers = {
             "authorization": f"Bearer {self._token()}",
             "x-namespace-bin": namespace_header(namespace),
+            # Responses are small: compressing them costs both sides more than it saves.
+            "accept-encoding": "identity",
         }
         body = {"baton": baton, "requests": requests}
         async with self.session().post(url, json=body, headers=headers) as response:
@@ -134,17 +164,24 @@ class HranaTransaction:
         self._namespace = namespace
         self._baton: str | None = None
         self._base_url: str | None = None
+        self._begin = False
         self.committed = False
 
     async def _send(self, requests: list[dict[str, Any]]) -> list[Any]:
+        if self._begin:
+            # BEGIN rides with the first statements: one round trip fewer per transaction.
+            requests = [_statement("BEGIN IMMEDIATE", ()), *requests]
         self._baton, base_url, results = await self._http.pipeline(
             self._namespace, requests, self._baton, self._base_url
         )
         self._base_url = base_url or self._base_url
+        if self._begin:
+            self._begin = False
+            results = results[1:]
         return results
 
     async def begin(self) -> None:
-        await self._send([_statement("BEGIN IMMEDIATE", ())])
+        self._begin = True
 
     async def fetch(self, sql: str, params: Sequence[Value] = ()) -> list[Row]:
         return _rows((await self._send([_statement(sql, params)]))[0])
@@ -155,14 +192,21 @@ class HranaTransaction:
     async def fetch_many(
         self, statements: Sequence[tuple[str, Sequence[Value]]]
     ) -> list[list[Row]]:
-        return [_rows(r) for r in await self._send([_statement(s, p) for s, p in statements])]
+        if not statements:
+            return []
+        return _batch_rows((await self._send([_batch(statements)]))[0], len(statements))
 
     async def commit(self) -> None:
+        if self._begin:  # nothing ran: nothing to commit
+            self._begin = False
+            self.committed = True
+            return
         await self._send([_statement("COMMIT", ()), {"type": "close"}])
         self.committed = True
         self._baton = None
 
     async def abandon(self) -> None:
+        self._begin = False
         if self._baton is not None:
             # If this fails the stream times out on sqld's side and rolls back there.
             with contextlib.suppress(HranaError):
@@ -186,9 +230,14 @@ class HranaDatabase:
     async def fetch_many(
         self, statements: Sequence[tuple[str, Sequence[Value]]]
     ) -> list[list[Row]]:
-        requests = [_statement(s, p) for s, p in statements] + [{"type": "close"}]
-        _, _, results = await self.http.pipeline(self.namespace, requests)
-        return [_rows(r) for r in results[:-1]]
+        if len(statements) == 1:
+            requests = [_statement(*statements[0]), {"type": "close"}]
+            _, _, results = await self.http.pipeline(self.namespace, requests)
+            return [_rows(results[0])]
+        _, _, results = await self.http.pipeline(
+            self.namespace, [_batch(statements), {"type": "close"}]
+        )
+        return _batch_rows(results[0], len(statements))
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[HranaTransaction]:

@@ -24,13 +24,15 @@ from typing import Final, TypeVar
 import aiohttp
 import jwt
 import structlog
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schema_registry import history
 from schema_registry.history import HistoryRow, Stamp
 from schema_registry.registry import Registry
 from schema_registry.sync import SyncContext, SyncResult, check, sync
 from service.backends.hrana import HranaDatabase, HranaHttp, NamespaceMissing, namespace_header
-from service.config import Settings
+from service.config import ConfigError, Settings
 from service.errors import NotFound, Unavailable
 
 T = TypeVar("T")
@@ -63,7 +65,13 @@ class SqldBackend:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._key = Path(settings.sqld_jwt_key_file or "").read_text(encoding="utf-8")
+        # Parsed once: PyJWT would parse a PEM string again on every token.
+        key = serialization.load_pem_private_key(
+            Path(settings.sqld_jwt_key_file or "").read_bytes(), password=None
+        )
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ConfigError("TENANTDB_SQLD_JWT_KEY_FILE: sqld needs an Ed25519 private key")
+        self._key = key
         self._service_token = ("", 0.0)
         self._http = [HranaHttp(url, self._token) for url in settings.sqld_url]
         self._admin_urls = [url.rstrip("/") for url in settings.sqld_admin_url]
@@ -190,7 +198,13 @@ class SqldBackend:
 
         async def work(db: HranaDatabase) -> SyncResult:
             return await sync(
-                db, registry, target=target, apply=apply or created, known=known, context=context
+                db,
+                registry,
+                target=target,
+                apply=apply or created,
+                known=known,
+                context=context,
+                fresh=created,
             )
 
         return await self._call(location, work), created

@@ -56,6 +56,12 @@ class ThreadedSqlite:
             if self._conn is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._conn = connect(self.path)
+                # As tenant databases commit (sqlite_db): in WAL mode NORMAL survives a
+                # process crash and skips an fsync per commit (a fleet rollout commits two
+                # catalog rows per tenant). A power loss may drop the newest rows: tenant
+                # rows are rewritten from each tenant's history row on its next sync; the
+                # newest audit entries are lost, as the tenant's own change may be.
+                self._conn.execute("PRAGMA synchronous = NORMAL")
             return fn(self._conn)
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
