@@ -101,6 +101,10 @@ class CatalogStore(Protocol):
 
     async def execute(self, sql: str, params: Sequence[Value] = ()) -> None: ...
 
+    async def fetch_many(
+        self, statements: Sequence[tuple[str, Sequence[Value]]]
+    ) -> list[list[Row]]: ...
+
 
 class Catalog:
     """Tenant rows in a database every service replica sees, with a read cache in front."""
@@ -129,12 +133,18 @@ class Catalog:
             self._cache[user_id] = record
         return record
 
-    async def put(self, record: TenantRecord) -> None:
-        """Insert or replace a tenant's row (the caller holds that tenant's lock)."""
-        values = tuple(msgspec.structs.astuple(record))
-        await self.store.execute(
-            f"INSERT OR REPLACE INTO tenants ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", values
-        )
+    async def put(self, record: TenantRecord, *, audit: AuditEntry | None = None) -> None:
+        """Insert or replace a tenant's row (the caller holds that tenant's lock), with the
+        audit entry of the change that brought it there, in one batch."""
+        statements: list[tuple[str, Sequence[Value]]] = [
+            (
+                f"INSERT OR REPLACE INTO tenants ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                tuple(msgspec.structs.astuple(record)),
+            )
+        ]
+        if audit is not None:
+            statements.append(_audit_insert(audit))
+        await self.store.fetch_many(statements)
         self._cache[record.user_id] = record
 
     async def delete(self, user_id: str) -> None:
@@ -165,20 +175,7 @@ class Catalog:
         return [_record(row) for row in rows]
 
     async def record_audit(self, entry: AuditEntry) -> None:
-        await self.store.execute(
-            f"INSERT INTO audit_log ({_AUDIT_COLUMNS}) VALUES (NULL,?,?,?,?,?,?,?,?,?)",
-            (
-                entry.at,
-                entry.user_id,
-                entry.trigger,
-                entry.actor,
-                entry.from_version,
-                entry.to_version,
-                entry.status,
-                entry.changes_applied,
-                msgspec.json.encode(entry.statements).decode(),
-            ),
-        )
+        await self.store.execute(*_audit_insert(entry))
 
     async def audit(
         self, *, user_id: str | None = None, before: int | None = None, limit: int = 100
@@ -220,6 +217,23 @@ class Catalog:
         }
         drifted = await self.store.fetch("SELECT count(*) FROM tenants WHERE status = 'drifted'")
         return sum(by_version.values()), by_version, int(drifted[0][0])  # type: ignore[arg-type]
+
+
+def _audit_insert(entry: AuditEntry) -> tuple[str, Sequence[Value]]:
+    return (
+        f"INSERT INTO audit_log ({_AUDIT_COLUMNS}) VALUES (NULL,?,?,?,?,?,?,?,?,?)",
+        (
+            entry.at,
+            entry.user_id,
+            entry.trigger,
+            entry.actor,
+            entry.from_version,
+            entry.to_version,
+            entry.status,
+            entry.changes_applied,
+            msgspec.json.encode(entry.statements).decode(),
+        ),
+    )
 
 
 def _record(row: Row) -> TenantRecord:

@@ -118,7 +118,13 @@ class TenantService:
                     record = await self._remember(record, stamp=stamp)
                 return Outcome(record=record, result=None)
         return await self._sync(
-            user_id, email, apply=self.auto_sync, trigger="sign-in", create=True, actor=actor
+            user_id,
+            email,
+            apply=self.auto_sync,
+            trigger="sign-in",
+            create=True,
+            actor=actor,
+            reread=record is not None,
         )
 
     async def sync_schema(self, user_id: str, *, admin: bool, actor: str | None = None) -> Outcome:
@@ -204,9 +210,16 @@ class TenantService:
         create: bool,
         target: str | None = None,
         actor: str | None = None,
+        reread: bool = True,
     ) -> Outcome:
         async with self._locks.hold(user_id):
-            record = await self.catalog.get(user_id, fresh=True)
+            # Under the lock, a request that went first has put its row in the cache; a
+            # caller that has just found no row in the store need not read it again.
+            record = (
+                await self.catalog.get(user_id, fresh=True)
+                if reread
+                else self.catalog.cached(user_id)
+            )
             location = record.location if record else self.backend.location(user_id)
             if record is None:
                 record = TenantRecord(
@@ -229,21 +242,20 @@ class TenantService:
             )
             if email is not None and email != record.email:
                 record = msgspec.structs.replace(record, email=email)
-            record = await self._remember(record, result=result)
+            audit = None
             if apply and result.statements and result.up_to_date:
-                await self.catalog.record_audit(
-                    AuditEntry(
-                        at=_now(),
-                        user_id=user_id,
-                        trigger=trigger,
-                        actor=actor,
-                        from_version=result.from_version,
-                        to_version=result.to_version,
-                        status=result.status,
-                        changes_applied=len(result.applied),
-                        statements=result.statements,
-                    )
+                audit = AuditEntry(
+                    at=_now(),
+                    user_id=user_id,
+                    trigger=trigger,
+                    actor=actor,
+                    from_version=result.from_version,
+                    to_version=result.to_version,
+                    status=result.status,
+                    changes_applied=len(result.applied),
+                    statements=result.statements,
                 )
+            record = await self._remember(record, result=result, audit=audit)
         self._log(user_id, result, created)
         event = SyncEvent(
             user_id=user_id, trigger=trigger, actor=actor, created=created, result=result
@@ -253,7 +265,12 @@ class TenantService:
         return Outcome(record=record, result=result, created=created)
 
     async def _remember(
-        self, record: TenantRecord, *, result: SyncResult | None = None, stamp: Stamp | None = None
+        self,
+        record: TenantRecord,
+        *,
+        result: SyncResult | None = None,
+        stamp: Stamp | None = None,
+        audit: AuditEntry | None = None,
     ) -> TenantRecord:
         """Mirror where the database now is into the catalog."""
         stamp = result.stamp if result is not None else stamp
@@ -268,7 +285,7 @@ class TenantService:
                 schema_cookie=stamp.cookie,
             )
         updated = msgspec.structs.replace(record, **changes)
-        await self.catalog.put(updated)
+        await self.catalog.put(updated, audit=audit)
         return updated
 
     def _log(self, user_id: str, result: SyncResult, created: bool) -> None:
