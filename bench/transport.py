@@ -61,10 +61,10 @@ async def main(count: int) -> None:
     http = HranaHttp(server.url, lambda: token)
     try:
         names = [f"ns{i}" for i in range(count)]
-        for name in names + [f"new-http-{i}" for i in range(count)] + [
-            f"new-ws-{i}" for i in range(count)
-        ]:
-            httpx.post(f"{server.admin_url}/v1/namespaces/{name}/create", json={})
+        fresh = [f"new-{kind}-{i}" for kind in ("http", "ws") for i in range(count)]
+        async with httpx.AsyncClient() as admin:
+            for name in names + fresh:
+                await admin.post(f"{server.admin_url}/v1/namespaces/{name}/create", json={})
         for name in names:  # give each a schema, as a returning user's would have
             await HranaDatabase(http, name).fetch_many([(s, ()) for s in DDL])
 
