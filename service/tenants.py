@@ -225,12 +225,10 @@ class TenantService:
                 record = TenantRecord(
                     user_id=user_id, email=email, location=location, created_at=_now()
                 )
-            elif apply and self.before_apply:
-                version = target or self.registry.current.version
-                stamp = await self.backend.check(location, self.registry, record.stamp)
-                if stamp is None or stamp.version != version:
-                    for hook in self.before_apply:
-                        await hook(record, version)
+            elif apply and record.schema_version != (target or self.registry.current.version):
+                # The catalog says the database is elsewhere: the sync will change it.
+                for hook in self.before_apply:
+                    await hook(record, target or self.registry.current.version)
             result, created = await self.backend.sync(
                 location,
                 self.registry,
