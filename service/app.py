@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from schema_registry.registry import Registry, load_registry
+from service.api.admin import AdminController, rollout_jobs
 from service.api.health import HealthController, health
 from service.api.metrics import metrics
 from service.api.request_log import request_logging
@@ -49,8 +50,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
         log.info("service.stopped")
 
     return Litestar(
-        route_handlers=[UserController, HealthController, health, metrics],
-        lifespan=[lifespan],
+        route_handlers=[UserController, HealthController, health, metrics, AdminController],
+        lifespan=[lifespan, rollout_jobs],  # rollout_jobs closes first: cancels rollouts
         state=State({"authenticator": Authenticator(settings), "settings": settings}),
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[request_logging],

@@ -17,6 +17,11 @@ import structlog
 from schema_registry.errors import RegistryError
 from schema_registry.registry import load_registry
 from service.auth import mint_token
+from service.commands import db as db_commands
+from service.commands import dump as dump_commands
+from service.commands import fleet as fleet_commands
+from service.commands import health as health_commands
+from service.commands import registry as registry_commands
 from service.config import ConfigError, Settings, load_settings
 from service.errors import ServiceError
 from service.logs import configure_logging
@@ -24,7 +29,13 @@ from service.logs import configure_logging
 log = structlog.get_logger("tenantdb.cli")
 
 # Operator command groups, each `register(commands)`: add a module here to add a group.
-COMMAND_MODULES: tuple[ModuleType, ...] = ()
+COMMAND_MODULES: tuple[ModuleType, ...] = (
+    registry_commands,
+    db_commands,
+    fleet_commands,
+    health_commands,
+    dump_commands,
+)
 
 DEV_SECRET_FILE = ".dev-jwt-secret"  # noqa: S105 - a file name, not a secret
 EPILOG = """\

@@ -61,3 +61,28 @@ def add_group(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
+
+
+def add_command(
+    group: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    epilog: str,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    """One command of a group, in the same style: help, examples, exit codes."""
+    return group.add_parser(
+        name,
+        help=help_text,
+        description=description or help_text,
+        epilog=epilog
+        + "\nexit codes: 0 success, 1 the command failed, 2 bad usage or configuration.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def fail(message: str) -> int:
+    """Say on stderr why the command failed; returns the exit code for it."""
+    sys.stderr.write(f"tenantdb: {message}\n")
+    sys.stderr.flush()
+    return FAILED

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
+import service.cli
 from service.cli import main
 from service.config import Settings, load_settings
 from service.runtime import open_runtime
@@ -110,3 +112,23 @@ def operator(
     finally:
         if server is not None:
             server.stop()
+
+
+@pytest.fixture(autouse=True)
+def uncached_loggers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Keep in-process CLI runs from leaking their logging setup into later tests.
+
+    main() configures structlog to cache each logger on first use with the level of the
+    moment (`warning` here), so a logger first used by a CLI test would drop `info` events
+    for the rest of the session (tests/api/test_logging.py), and would write to this test's
+    captured stderr once it is closed.
+    """
+    configure = service.cli.configure_logging
+
+    def uncached(fmt: str = "auto", level: str = "info") -> None:
+        configure(fmt, level)
+        structlog.configure(cache_logger_on_first_use=False)
+
+    monkeypatch.setattr(service.cli, "configure_logging", uncached)
+    yield
+    structlog.reset_defaults()

@@ -1,0 +1,347 @@
+"""Fleet rollout: every tenant brought to one registry version, a bounded number at a time.
+
+The catalog is paged by user id and each tenant goes through `TenantService.sync_tenant`
+(trigger "fleet"), so a fleet upgrade takes the same per-user lock, runs the same
+before-apply hooks (backups) and leaves the same audit trail as any other sync. One
+tenant's failure, whatever it raises, is recorded with its reason and the rollout goes on.
+
+A tenant the catalog says is current is first checked with the backend's fast path (a
+header read): on a re-run, the done ones cost that and nothing else. Progress is kept in
+the catalog's database (`service.rollout_store`) so a job can be polled from another
+process, and resumed by id after a kill: it restarts after the last user id below which
+everything was done (see `RolloutStore`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import msgspec
+import structlog
+
+from schema_registry.registry import Registry
+from service.catalog import TenantRecord
+from service.errors import BadRequest
+from service.fleet_sync import reason, sync_one, transient
+from service.rollout_store import (
+    KINDS,
+    Counts,
+    Job,
+    Kind,
+    Progress,
+    RolloutStore,
+    RolloutSummary,
+    TenantIssue,
+    now,
+    summarize,
+)
+from service.tenants import TenantService
+
+log = structlog.get_logger("tenantdb.fleet")
+
+PAGE_SIZE: Final = 500  # catalog rows read per query
+# A tenant whose sync hits a busy database (sqld answers "database is locked" at once when
+# a catalog or tenant write lock is held) or an unavailable server is tried again after
+# these pauses before it counts as failed. A retried sync is safe: a sync that failed
+# changed nothing, and one that succeeded is found current.
+RETRY_DELAYS: Final = (0.05, 0.2, 0.5)
+
+# Syncs one tenant for a job; raises on failure (the rollout records it and goes on).
+Syncer = Callable[[TenantRecord, Job], Awaitable[tuple[Kind, TenantIssue | None]]]
+
+
+def target_version(registry: Registry, target: str | None) -> str:
+    """The version a rollout goes to; BadRequest naming the known ones if it is not there."""
+    if target is None:
+        return registry.current.version
+    if registry.get(target) is None:
+        known = ", ".join(v.version for v in registry.versions)
+        raise BadRequest(f"version {target} is not in the registry (it has {known})")
+    return target
+
+
+async def start_job(
+    tenants: TenantService,
+    *,
+    target: str | None = None,
+    concurrency: int = 8,
+    dry_run: bool = False,
+    actor: str | None = None,
+    job_id: str | None = None,
+) -> Job:
+    """Record a new job (state running, nothing done) and return it; `rollout` runs it."""
+    if concurrency < 1:
+        raise BadRequest("concurrency must be at least 1")
+    store = RolloutStore(tenants.catalog.store)
+    await store.open()
+    stamp = now()
+    job = Job(
+        job_id=job_id or secrets.token_hex(8),
+        target=target_version(tenants.registry, target),
+        dry_run=dry_run,
+        concurrency=concurrency,
+        actor=actor,
+        state="running",
+        started_at=stamp,
+        updated_at=stamp,
+        total=(await tenants.catalog.summary())[0],
+    )
+    await store.save(job)
+    return job
+
+
+async def reopen_job(tenants: TenantService, job_id: str) -> Job | None:
+    """Mark an unfinished job running again before a task resumes it, so pollers do not
+    see its old state (cancelled, failed) in between. None when there is no such job."""
+    store = RolloutStore(tenants.catalog.store)
+    job = await store.get(job_id)
+    if job is None or job.state == "finished":
+        return job
+    job = msgspec.structs.replace(job, state="running", error=None, updated_at=now())
+    await store.save(job)
+    return job
+
+
+async def rollout(
+    tenants: TenantService,
+    *,
+    target: str | None = None,
+    concurrency: int = 8,
+    dry_run: bool = False,
+    job_id: str | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    actor: str | None = None,
+    progress_every: float = 0.5,
+    syncer: Syncer | None = None,
+) -> RolloutSummary:
+    """Sync every tenant to `target` (default: the registry's current version).
+
+    With `job_id` of a job that exists, that job resumes with its own target, dry-run flag
+    and concurrency (the arguments are ignored); a finished one only returns its summary.
+    `on_progress` hears a Progress every `progress_every` seconds and once at the end.
+    `syncer` syncs one tenant (default `sync_one` in this process; see `fleet_procs`).
+    """
+    store = RolloutStore(tenants.catalog.store)
+    await store.open()
+    job = await store.get(job_id) if job_id else None
+    if job is None:
+        job = await start_job(
+            tenants,
+            target=target,
+            concurrency=concurrency,
+            dry_run=dry_run,
+            actor=actor,
+            job_id=job_id,
+        )
+    elif job.state == "finished":
+        return summarize(job, await store.issues(job.job_id))
+    else:
+        await store.forget_after(job.job_id, job.cursor)
+    issues = await store.issues(job.job_id)
+    run = _Run(
+        tenants, store, job, issues, on_progress=on_progress, every=progress_every, syncer=syncer
+    )
+    return await run.go()
+
+
+class _Run:
+    """One run of a job: a producer paging the catalog, workers syncing, a ticker saving."""
+
+    def __init__(
+        self,
+        tenants: TenantService,
+        store: RolloutStore,
+        job: Job,
+        issues: list[TenantIssue],
+        *,
+        on_progress: Callable[[Progress], None] | None,
+        every: float,
+        syncer: Syncer | None,
+    ) -> None:
+        self.tenants = tenants
+        self.store = store
+        self.job = job
+        self.issues = issues  # committed: at or below the cursor
+        self.unsaved: list[TenantIssue] = []
+        self.committed: Counter[Kind] = Counter({k: getattr(job.counts, k) for k in KINDS})
+        self.pending: Counter[Kind] = Counter()  # done, but above the cursor
+        # Tenants in dispatch (user id) order; None until done. The done prefix moves the
+        # cursor, so it only passes a tenant once every tenant before it is done.
+        self.window: OrderedDict[str, tuple[Kind, TenantIssue | None] | None] = OrderedDict()
+        self.on_progress = on_progress
+        self.every = every
+        self.started = time.monotonic()
+        self.base_seconds = job.seconds  # spent by earlier runs of the job
+        self.done_here = 0
+        self.syncer = syncer or (lambda record, job: sync_one(tenants, record, job))
+
+    async def go(self) -> RolloutSummary:
+        total = (await self.tenants.catalog.summary())[0]
+        self._update(state="running", total=total, error=None)
+        await self._save()
+        log.info(
+            "fleet.rollout_started",
+            job_id=self.job.job_id,
+            target=self.job.target,
+            dry_run=self.job.dry_run,
+            concurrency=self.job.concurrency,
+            total=total,
+            resumed_from=self.job.cursor,
+        )
+        self._emit()
+        ticker = asyncio.create_task(self._tick())
+        try:
+            await self._sync_all()
+        except BaseException as exc:
+            await _stop(ticker)
+            cancelled = isinstance(exc, asyncio.CancelledError)
+            self._update(state="cancelled" if cancelled else "failed", error=reason(exc))
+            await self._save()
+            log.warning("fleet.rollout_stopped", job_id=self.job.job_id, state=self.job.state)
+            raise
+        await _stop(ticker)
+        self._update(state="finished", finished_at=now())
+        await self._save()
+        self._emit()
+        summary = summarize(self.job, self.issues)
+        log.info(
+            "fleet.rollout_finished",
+            job_id=self.job.job_id,
+            upgraded=summary.upgraded,
+            current=summary.current,
+            would_apply=summary.would_apply,
+            failed=len(summary.failed),
+            drifted=len(summary.drifted),
+            seconds=summary.seconds,
+        )
+        return summary
+
+    async def _sync_all(self) -> None:
+        queue: asyncio.Queue[TenantRecord | None] = asyncio.Queue(self.job.concurrency * 2)
+        tasks = [asyncio.create_task(self._produce(queue))]
+        tasks += [asyncio.create_task(self._work(queue)) for _ in range(self.job.concurrency)]
+        try:
+            await asyncio.gather(*tasks)  # the first error (a catalog read) stops the run
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _produce(self, queue: asyncio.Queue[TenantRecord | None]) -> None:
+        after = self.job.cursor
+        while True:
+            page = await self.tenants.catalog.tenants(after=after, limit=PAGE_SIZE)
+            for record in page:
+                self.window[record.user_id] = None
+                await queue.put(record)
+            if len(page) < PAGE_SIZE:
+                break
+            after = page[-1].user_id
+        for _ in range(self.job.concurrency):
+            await queue.put(None)
+
+    async def _work(self, queue: asyncio.Queue[TenantRecord | None]) -> None:
+        while (record := await queue.get()) is not None:
+            self._finish(record.user_id, await self._one(record))
+
+    async def _one(self, record: TenantRecord) -> tuple[Kind, TenantIssue | None]:
+        attempt = 0
+        while True:
+            try:
+                return await self.syncer(record, self.job)
+            except Exception as exc:  # any error fails this tenant only
+                if attempt < len(RETRY_DELAYS) and transient(exc):
+                    await asyncio.sleep(RETRY_DELAYS[attempt])
+                    attempt += 1
+                    continue
+                log.warning(
+                    "fleet.tenant_failed",
+                    job_id=self.job.job_id,
+                    user_id=record.user_id,
+                    error_type=type(exc).__name__,
+                    error=reason(exc),
+                )
+                issue = TenantIssue(
+                    user_id=record.user_id,
+                    kind="failed",
+                    from_version=record.schema_version,
+                    reason=reason(exc),
+                )
+                return "failed", issue
+
+    def _finish(self, user_id: str, done: tuple[Kind, TenantIssue | None]) -> None:
+        self.window[user_id] = done
+        self.pending[done[0]] += 1
+        self.done_here += 1
+        cursor = None
+        while self.window:
+            first, result = next(iter(self.window.items()))
+            if result is None:
+                break
+            del self.window[first]
+            kind, issue = result
+            self.pending[kind] -= 1
+            self.committed[kind] += 1
+            cursor = first
+            if issue is not None:
+                self.issues.append(issue)
+                self.unsaved.append(issue)
+        if cursor is not None:
+            self._update(cursor=cursor)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            self._emit()
+            try:
+                await self._save()
+            except Exception as exc:  # progress is saved again at the next tick
+                log.warning("fleet.progress_not_saved", job_id=self.job.job_id, error=str(exc))
+
+    def _counts(self, tally: Counter[Kind]) -> Counts:
+        return Counts(**{kind: tally[kind] for kind in KINDS})
+
+    def _update(self, **changes: object) -> None:
+        self.job = msgspec.structs.replace(
+            self.job, counts=self._counts(self.committed), updated_at=now(), **changes
+        )
+
+    async def _save(self) -> None:
+        self._update(seconds=self.base_seconds + time.monotonic() - self.started)
+        unsaved, self.unsaved = self.unsaved, []
+        try:
+            await self.store.save(self.job, unsaved)
+        except BaseException:
+            self.unsaved = unsaved + self.unsaved
+            raise
+
+    def _emit(self) -> None:
+        if self.on_progress is None:
+            return
+        tally = self.committed + self.pending
+        elapsed = time.monotonic() - self.started
+        self.on_progress(
+            Progress(
+                job_id=self.job.job_id,
+                state=self.job.state,
+                target=self.job.target,
+                dry_run=self.job.dry_run,
+                total=self.job.total,
+                done=sum(tally.values()),
+                rate=round(self.done_here / elapsed, 1) if elapsed > 0 else 0.0,
+                elapsed_s=round(elapsed, 3),
+                **{kind: tally[kind] for kind in KINDS},
+            )
+        )
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,105 @@
+"""One tenant in a fleet rollout: sync it, sort the outcome, say whether an error is worth
+another try. Used by the rollout in its own process and by its worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+from service.backends.hrana import HranaError
+from service.catalog import TenantRecord
+from service.errors import ServiceError, Unavailable
+from service.rollout_store import DriftNote, Job, Kind, TenantIssue
+from service.tenants import Outcome, TenantService
+
+
+class SyncFailed(Exception):
+    """A tenant's sync failed elsewhere (a worker process): its reason, and whether the
+    error was transient (worth another try)."""
+
+    def __init__(self, reason: str, transient: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.transient = transient
+
+
+async def sync_one(
+    tenants: TenantService, record: TenantRecord, job: Job
+) -> tuple[Kind, TenantIssue | None]:
+    """Sync one tenant for a job: a header read when the catalog says it is current."""
+    if await _still_current(tenants, record, job):
+        return "current", None
+    outcome = await tenants.sync_tenant(
+        record.user_id,
+        target=job.target,
+        apply=not job.dry_run,
+        trigger="fleet",
+        actor=job.actor,
+    )
+    return _classify(record, outcome, dry_run=job.dry_run)
+
+
+async def _still_current(tenants: TenantService, record: TenantRecord, job: Job) -> bool:
+    """The catalog says current at the target and the file's header agrees."""
+    known = record.stamp
+    if job.target != tenants.registry.current.version or record.status != "current":
+        return False
+    backend, registry = tenants.backend, tenants.registry
+    return known is not None and await backend.check(record.location, registry, known) == known
+
+
+def _classify(
+    record: TenantRecord, outcome: Outcome, *, dry_run: bool
+) -> tuple[Kind, TenantIssue | None]:
+    result = outcome.result
+    if result is None or result.status == "up_to_date":
+        return "current", None
+    if result.status == "applied":
+        return "upgraded", None
+    # A dry run cannot tell drift a pending migration script resolves from drift it does
+    # not (the engine would have to run the script), so it reports both, and says so.
+    if result.status == "drifted" or (dry_run and result.drift):
+        drift = tuple(DriftNote.of(r) for r in result.drift)
+        reason = "; ".join(f"{d.description}: {d.reason}" for d in drift) or "drifted"
+        if result.status != "drifted":
+            reason += " (dry run: a pending migration script may resolve this)"
+        issue = TenantIssue(
+            user_id=record.user_id,
+            kind="drifted",
+            from_version=result.from_version,
+            reason=reason,
+            drift=drift,
+        )
+        return "drifted", issue
+    if dry_run:
+        return "would_apply", None
+    issue = TenantIssue(
+        user_id=record.user_id,
+        kind="failed",
+        from_version=result.from_version,
+        reason=f"still {result.status} after the sync",
+    )
+    return "failed", issue
+
+
+def transient(exc: Exception) -> bool:
+    """Worth another try: a busy database or an unavailable server."""
+    if isinstance(exc, SyncFailed):
+        return exc.transient
+    if isinstance(exc, Unavailable):
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        return exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return isinstance(exc, HranaError) and "database is locked" in str(exc)
+
+
+def reason(exc: BaseException) -> str:
+    """What an operator reads: a service error's message, else the type and message."""
+    if isinstance(exc, SyncFailed):
+        return exc.reason
+    if isinstance(exc, ServiceError):
+        return exc.message
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
+    text = str(exc) or "no message"
+    return f"{type(exc).__name__}: {text}"

@@ -1,0 +1,445 @@
+"""`tenantdb fleet status|sync` against real databases on both backends, and the 5,000-tenant
+acceptance run (local): drift reported, re-runs change nothing, a killed rollout resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from service.fleet import start_job
+from service.rollout_store import Counts, RolloutStore
+from service.tenants import TenantService
+from tests.api.conftest import registry_upto
+from tests.cli.clikit import record_of, run_sql
+from tests.cli.conftest import Operator
+from tests.conftest import ROOT
+from tests.fleetkit import build_local_fleet, spoil_column, spoil_index
+
+USERS = ("alice", "bob", "carol", "dave")
+# trades.strategy_id given TEXT before 1.1.0 adds it as INTEGER REFERENCES strategies(id):
+# the column differs, and so does the table's foreign key list.
+STRATEGY_DRIFT = [("alter_column", "trades.strategy_id"), ("alter_table", "trades")]
+
+
+@pytest.fixture
+def fleet(operator: Operator, tmp_path: Path) -> Operator:
+    """Four tenants at 1.0.0 of the example registry, whose current version is 1.2.0."""
+    operator.provision(*USERS, registry=registry_upto(tmp_path, "1.0.0"))
+    return operator
+
+
+def lines(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def summary_of(out: str) -> dict[str, Any]:
+    events = lines(out)
+    assert events[-1]["event"] == "summary", events
+    return events[-1]
+
+
+def versions(operator: Operator, user: str) -> list[str]:
+    rows = run_sql(operator, user, "SELECT version FROM schema_version ORDER BY id")[0]
+    return [str(row[0]) for row in rows]
+
+
+def spoil(operator: Operator, user: str) -> None:
+    """Give trades.strategy_id another type before 1.1.0 adds it: the sync must refuse."""
+    run_sql(operator, user, "ALTER TABLE trades ADD COLUMN strategy_id TEXT")
+
+
+def test_sync_upgrades_every_tenant_then_finds_them_current(fleet: Operator) -> None:
+    code, out, err = fleet.cli("fleet", "sync", "--concurrency", "2")
+
+    assert (code, err) == (0, "")
+    events = lines(out)
+    assert {e["event"] for e in events[:-1]} == {"progress"}
+    assert events[-2] | {"rate": 0, "elapsed_s": 0} == {
+        "event": "progress",
+        "job_id": events[0]["job_id"],
+        "state": "finished",
+        "target": "1.2.0",
+        "dry_run": False,
+        "total": 4,
+        "done": 4,
+        "upgraded": 4,
+        "current": 0,
+        "would_apply": 0,
+        "failed": 0,
+        "drifted": 0,
+        "rate": 0,
+        "elapsed_s": 0,
+    }
+    summary = summary_of(out)
+    assert (summary["upgraded"], summary["current"], summary["failed"], summary["drifted"]) == (
+        4,
+        0,
+        [],
+        [],
+    )
+    for user in USERS:
+        assert versions(fleet, user) == ["1.0.0", "1.1.0", "1.2.0"]
+        assert record_of(fleet, user).schema_version == "1.2.0"
+
+    code, out, _ = fleet.cli("fleet", "sync")
+
+    again = summary_of(out)
+    assert code == 0
+    assert (again["upgraded"], again["current"], again["done"]) == (0, 4, 4)
+    assert all(versions(fleet, user) == ["1.0.0", "1.1.0", "1.2.0"] for user in USERS)
+
+
+def test_sync_records_a_fleet_audit_entry_per_upgraded_tenant(fleet: Operator) -> None:
+    fleet.cli("fleet", "sync", "--to", "1.1.0")
+
+    async def audit(tenants: TenantService) -> list[Any]:
+        return await tenants.catalog.audit(limit=100)
+
+    entries = [e for e in fleet.with_tenants(audit) if e.trigger == "fleet"]
+    assert sorted((e.user_id, e.from_version, e.to_version, e.actor) for e in entries) == [
+        (user, "1.0.0", "1.1.0", "cli") for user in sorted(USERS)
+    ]
+
+
+def test_dry_run_counts_what_would_apply_and_changes_nothing(fleet: Operator) -> None:
+    code, out, _ = fleet.cli("fleet", "sync", "--dry-run")
+
+    summary = summary_of(out)
+    assert code == 0
+    assert (summary["dry_run"], summary["would_apply"], summary["upgraded"]) == (True, 4, 0)
+    assert all(versions(fleet, user) == ["1.0.0"] for user in USERS)
+
+
+def test_dry_run_reports_drift_it_cannot_rule_out(fleet: Operator) -> None:
+    spoil(fleet, "bob")
+
+    code, out, _ = fleet.cli("fleet", "sync", "--dry-run")
+
+    summary = summary_of(out)
+    assert code == 1
+    assert (summary["would_apply"], [d["user_id"] for d in summary["drifted"]]) == (3, ["bob"])
+    [bob] = summary["drifted"]
+    assert [(d["kind"], d["object"]) for d in bob["drift"]] == STRATEGY_DRIFT
+    # 1.2.0 carries a migration script, which a dry run does not run.
+    assert bob["reason"].endswith("(dry run: a pending migration script may resolve this)")
+
+
+def test_sync_to_an_older_version_stops_there(fleet: Operator) -> None:
+    code, out, _ = fleet.cli("fleet", "sync", "--to", "1.1.0")
+
+    assert (code, summary_of(out)["upgraded"]) == (0, 4)
+    assert versions(fleet, "alice") == ["1.0.0", "1.1.0"]
+
+
+def test_drifted_and_failed_tenants_are_reported_and_the_others_upgraded(
+    fleet: Operator,
+) -> None:
+    spoil(fleet, "bob")
+    gone = record_of(fleet, "dave").location
+
+    async def delete(tenants: TenantService) -> None:
+        await tenants.backend.delete(gone)
+
+    fleet.with_tenants(delete)
+
+    code, out, _ = fleet.cli("fleet", "sync")
+
+    summary = summary_of(out)
+    assert code == 1
+    assert (summary["upgraded"], summary["done"]) == (2, 4)
+    [drifted] = summary["drifted"]
+    assert drifted["user_id"] == "bob"
+    assert drifted["from_version"] == "1.0.0"
+    assert [(d["kind"], d["object"]) for d in drifted["drift"]] == STRATEGY_DRIFT
+    assert "strategy_id" in drifted["reason"]
+    [failed] = summary["failed"]
+    assert (failed["user_id"], failed["kind"], failed["from_version"]) == (
+        "dave",
+        "failed",
+        "1.0.0",
+    )
+    assert "database" in failed["reason"]
+    assert versions(fleet, "bob") == ["1.0.0"]
+    assert versions(fleet, "alice") == versions(fleet, "carol") == ["1.0.0", "1.1.0", "1.2.0"]
+
+
+def test_status_lists_versions_and_drifted_tenants_with_reasons(fleet: Operator) -> None:
+    spoil(fleet, "bob")
+    fleet.cli("fleet", "sync", "--to", "1.1.0")
+
+    code, out, err = fleet.cli("fleet", "status", "--json")
+
+    assert (code, err) == (0, "")
+    report = json.loads(out)
+    job = report.pop("last_rollout")
+    [bob] = report.pop("drifted_tenants")
+    assert report == {
+        "current_version": "1.2.0",
+        "source": "catalog",
+        "tenants": 4,
+        "by_version": {"1.0.0": 1, "1.1.0": 3},
+        "out_of_date": 4,
+        "drifted": 1,
+        "unreadable": 0,
+    }
+    assert (bob["user_id"], bob["schema_version"], bob["error"]) == ("bob", "1.0.0", None)
+    assert [(d["kind"], d["object"]) for d in bob["drift"]] == STRATEGY_DRIFT
+    assert (job["state"], job["target"], job["done"], job["total"]) == ("finished", "1.1.0", 4, 4)
+
+    code, text, _ = fleet.cli("fleet", "status")
+
+    assert code == 0
+    assert text.splitlines()[:6] == [
+        "current version 1.2.0; 4 tenant(s) (from the catalog)",
+        "  1.0.0                1",
+        "  1.1.0                3",
+        "out of date: 4",
+        "drifted: 1",
+        "  bob (at 1.0.0)",
+    ]
+    assert "column trades.strategy_id differs" in text
+
+
+def test_status_verify_reads_every_database(fleet: Operator) -> None:
+    fleet.cli("fleet", "sync", "--to", "1.1.0")
+    spoil_after = "CREATE INDEX idx_trades_symbol_lower ON trades (symbol)"
+    run_sql(fleet, "carol", "DROP INDEX idx_trades_symbol_lower", spoil_after)
+
+    _, catalog_view, _ = fleet.cli("fleet", "status", "--json")
+    code, out, _ = fleet.cli("fleet", "status", "--verify", "--json")
+
+    assert json.loads(catalog_view)["drifted"] == 0  # the catalog has not seen it yet
+    report = json.loads(out)
+    assert code == 0
+    assert (report["source"], report["drifted"], report["by_version"]) == (
+        "databases",
+        1,
+        {"1.1.0": 4},
+    )
+    [carol] = report["drifted_tenants"]
+    assert carol["user_id"] == "carol"
+    assert [(d["kind"], d["object"]) for d in carol["drift"]] == [
+        ("replace_index", "idx_trades_symbol_lower")
+    ]
+
+
+def test_resume_continues_a_job_after_its_cursor(fleet: Operator) -> None:
+    """A job that stopped after alice and bob: resuming it syncs carol and dave only."""
+
+    async def interrupted(tenants: TenantService) -> str:
+        for user in ("alice", "bob"):
+            await tenants.sync_tenant(user, target="1.1.0", trigger="fleet")
+        job = await start_job(tenants, target="1.1.0", concurrency=2)
+        store = RolloutStore(tenants.catalog.store)
+        await store.save(msgspec.structs.replace(job, cursor="bob", counts=Counts(upgraded=2)))
+        return job.job_id
+
+    job_id = fleet.with_tenants(interrupted)
+
+    code, out, _ = fleet.cli("fleet", "sync", "--resume", job_id)
+
+    summary = summary_of(out)
+    assert code == 0
+    assert (summary["job_id"], summary["target"], summary["state"]) == (job_id, "1.1.0", "finished")
+    assert (summary["upgraded"], summary["current"], summary["done"]) == (4, 0, 4)
+    assert all(versions(fleet, user) == ["1.0.0", "1.1.0"] for user in USERS)
+
+    code, out, _ = fleet.cli("fleet", "sync", "--resume", job_id)  # finished: only reports
+
+    assert (code, summary_of(out)["upgraded"]) == (0, 4)
+    assert [e["event"] for e in lines(out)] == ["summary"]
+
+
+def test_backup_flag_backs_up_each_database_it_changes(fleet: Operator) -> None:
+    code, out, err = fleet.cli("fleet", "sync", "--to", "1.1.0", "--backup")
+
+    assert (code, err) == (0, "")
+    assert summary_of(out)["upgraded"] == 4
+    backups = Path(fleet.settings.backup_path)
+    assert sorted(p.name for p in backups.iterdir()) == sorted(USERS)
+    assert all(
+        [f.name.endswith("-1.0.0-to-1.1.0.db") for f in (backups / u).iterdir()] == [True]
+        for u in USERS
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--to", "9.9.9"), "version 9.9.9 is not in the registry (it has 1.0.0, 1.1.0, 1.2.0)"),
+        (("--concurrency", "0"), "--concurrency and --processes must be at least 1"),
+    ],
+    ids=["unknown-version", "no-concurrency"],
+)
+def test_bad_usage_exits_2_before_any_job(
+    fleet: Operator, args: tuple[str, ...], message: str
+) -> None:
+    code, out, err = fleet.cli("fleet", "sync", *args)
+
+    assert (code, out) == (2, "")
+    assert message in err
+
+
+@pytest.mark.parametrize("backend_kind", ["local"])
+def test_sync_in_worker_processes_upgrades_and_reports_like_one_process(
+    operator: Operator, tmp_path: Path
+) -> None:
+    from schema_registry.registry import load_registry  # noqa: PLC0415
+
+    registry = load_registry(operator.settings.registry)
+    users = [f"user-{i:03d}" for i in range(60)]
+    places = build_local_fleet(operator.settings, registry, "1.0.0", users, tmp_path)
+    spoil_index(places["user-042"])
+
+    code, out, _ = operator.cli("fleet", "sync", "--processes", "2", "--to", "1.1.0")
+
+    summary = summary_of(out)
+    assert code == 1
+    assert (summary["upgraded"], summary["done"], summary["failed"]) == (59, 60, [])
+    assert [d["user_id"] for d in summary["drifted"]] == ["user-042"]
+    rows = history(places)
+    assert all(rows[u] == ["1.0.0", "1.1.0"] for u in users if u != "user-042")
+
+
+@pytest.mark.parametrize("backend_kind", [pytest.param("sqld", marks=pytest.mark.sqld)])
+def test_worker_processes_are_for_the_local_backend(operator: Operator) -> None:
+    code, out, err = operator.cli("fleet", "sync", "--processes", "2")
+
+    assert (code, out) == (2, "")
+    assert "--processes is for the local backend" in err
+
+
+# --------------------------------------------------------------------------- 5,000 tenants
+
+FLEET_SIZE = 5000
+
+
+@pytest.fixture
+def big_fleet(operator: Operator, tmp_path: Path) -> tuple[Operator, list[str], dict[str, str]]:
+    """5,000 local tenants at 1.0.0 (one file copied), two of them unsyncable."""
+    from schema_registry.registry import load_registry  # noqa: PLC0415
+
+    registry = load_registry(operator.settings.registry)
+    users = [f"user-{i:05d}" for i in range(FLEET_SIZE)]
+    places = build_local_fleet(operator.settings, registry, "1.0.0", users, tmp_path)
+    spoil_column(places["user-01234"])
+    spoil_index(places["user-03456"])
+    return operator, users, places
+
+
+def history(places: dict[str, str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for user, location in places.items():
+        conn = sqlite3.connect(location)
+        try:
+            found[user] = [r[0] for r in conn.execute("SELECT version FROM schema_version")]
+        finally:
+            conn.close()
+    return found
+
+
+def expect_rolled_out(places: dict[str, str]) -> None:
+    """Every syncable tenant has exactly one row per version; the two spoiled only 1.0.0."""
+    rows = history(places)
+    spoiled = {"user-01234", "user-03456"}
+    assert {u: v for u, v in rows.items() if u in spoiled} == {u: ["1.0.0"] for u in spoiled}
+    wrong = {u: v for u, v in rows.items() if u not in spoiled and v != ["1.0.0", "1.1.0", "1.2.0"]}
+    assert wrong == {}
+    for location in sorted(places.values())[::200]:  # a sample of 25
+        conn = sqlite3.connect(location)
+        try:
+            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        finally:
+            conn.close()
+
+
+def expect_drift_reported(summary: dict[str, Any]) -> None:
+    drifted = {d["user_id"]: d for d in summary["drifted"]}
+    assert sorted(drifted) == ["user-01234", "user-03456"]
+    assert [(d["kind"], d["object"]) for d in drifted["user-01234"]["drift"]] == STRATEGY_DRIFT
+    assert [(d["kind"], d["object"]) for d in drifted["user-03456"]["drift"]] == [
+        ("replace_index", "idx_trades_symbol_lower")
+    ]
+    assert all(d["reason"] for d in summary["drifted"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend_kind", ["local"])
+def test_rollout_over_5000_tenants_reports_the_two_drifted_and_reruns_change_nothing(
+    big_fleet: tuple[Operator, list[str], dict[str, str]],
+) -> None:
+    operator, _, places = big_fleet
+
+    code, out, _ = operator.cli("fleet", "sync", "--processes", "2")
+
+    summary = summary_of(out)
+    assert code == 1
+    assert (summary["upgraded"], summary["current"], summary["failed"]) == (4998, 0, [])
+    assert (summary["total"], summary["done"]) == (FLEET_SIZE, FLEET_SIZE)
+    expect_drift_reported(summary)
+    expect_rolled_out(places)
+
+    code, out, _ = operator.cli("fleet", "sync", "--concurrency", "4")
+
+    again = summary_of(out)
+    assert code == 1
+    assert (again["upgraded"], again["current"], again["failed"]) == (0, 4998, [])
+    expect_drift_reported(again)
+    expect_rolled_out(places)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend_kind", ["local"])
+def test_rollout_killed_half_way_resumes_without_applying_anything_twice(
+    big_fleet: tuple[Operator, list[str], dict[str, str]],
+) -> None:
+    operator, _, places = big_fleet
+    child = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "fleet", "sync", "--concurrency", "4"],
+        cwd=ROOT,
+        env={**os.environ, **operator.env()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert child.stdout is not None
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 120
+    for line in child.stdout:
+        seen.append(json.loads(line))
+        if seen[-1]["done"] >= FLEET_SIZE // 2 or time.monotonic() > deadline:
+            break
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+    job_id, killed_at = seen[-1]["job_id"], seen[-1]["done"]
+    assert FLEET_SIZE // 2 <= killed_at < FLEET_SIZE, seen[-1]
+
+    code, out, _ = operator.cli("fleet", "sync", "--resume", job_id)
+
+    summary = summary_of(out)
+    assert code == 1
+    assert (summary["job_id"], summary["state"], summary["done"]) == (job_id, "finished", 5000)
+    assert summary["upgraded"] + summary["current"] == 4998
+    # Tenants done after the job's last saved cursor are synced again and found current.
+    assert summary["current"] <= 100
+    expect_drift_reported(summary)
+    expect_rolled_out(places)
+
+    async def audit(tenants: TenantService) -> list[Any]:
+        return await tenants.catalog.audit(limit=2 * FLEET_SIZE)
+
+    per_user: dict[str, int] = {}
+    for entry in operator.with_tenants(audit):
+        per_user[entry.user_id] = per_user.get(entry.user_id, 0) + 1
+    assert max(per_user.values()) == 1  # each tenant's upgrade applied (and audited) once
