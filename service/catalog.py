@@ -172,7 +172,9 @@ class Catalog:
             f"SELECT {_COLUMNS} FROM tenants WHERE {' AND '.join(where)} ORDER BY user_id LIMIT ?",
             (*params, limit),
         )
-        return [_record(row) for row in rows]
+        records = [_record(row) for row in rows]
+        self._cache.update((r.user_id, r) for r in records)  # a rollout reads them next
+        return records
 
     async def record_audit(self, entry: AuditEntry) -> None:
         await self.store.execute(*_audit_insert(entry))

@@ -2,13 +2,19 @@
 
 Request and user ids are bound with structlog.contextvars so every event of a request
 carries them. Emails, tokens and secrets are never passed to a logger.
+
+Lines are written by a thread of their own, in batches: the event loop only renders an
+event and queues it, and never waits on the write to stderr (a file, a pipe, a journal).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import queue
 import sys
-from typing import Any
+import threading
+from typing import Any, TextIO
 
 import msgspec
 import structlog
@@ -18,6 +24,57 @@ _encoder = msgspec.json.Encoder()
 
 def _dumps(event: Any, **_: Any) -> str:
     return _encoder.encode(event).decode()
+
+
+class _Writer:
+    """A daemon thread writing queued lines to a stream, as many per write as are waiting."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    def put(self, line: str) -> None:
+        self._lines.put(line)
+
+    def _run(self) -> None:
+        while True:
+            line = self._lines.get()
+            batch: list[str] = []
+            while line is not None:
+                batch.append(line + "\n")
+                try:
+                    line = self._lines.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._stream.write("".join(batch))
+                self._stream.flush()
+            if line is None:
+                return
+
+    def close(self) -> None:
+        """Write what is queued, then stop (at exit: no line is lost on a clean stop)."""
+        if self._thread.is_alive():
+            self._lines.put(None)
+            self._thread.join(timeout=5)
+
+
+class _QueuedLogger:
+    """structlog's logger interface, handing rendered lines to the writer thread."""
+
+    def __init__(self, writer: _Writer) -> None:
+        self._writer = writer
+
+    def msg(self, message: str) -> None:
+        self._writer.put(message)
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+_writer: _Writer | None = None
 
 
 def configure_logging(fmt: str = "auto", level: str = "info") -> None:
@@ -39,9 +96,18 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        logger_factory=lambda *_: _QueuedLogger(_writer_for(sys.stderr)),
         cache_logger_on_first_use=True,
     )
+
+
+def _writer_for(stream: TextIO) -> _Writer:
+    global _writer  # noqa: PLW0603 - one writer thread per process, made on first use
+    if _writer is None or _writer._stream is not stream:
+        if _writer is not None:
+            _writer.close()
+        _writer = _Writer(stream)
+    return _writer
 
 
 def _keep(_: Any, __: str, event: Any) -> Any:
