@@ -8,6 +8,7 @@ Protocol: https://github.com/tursodatabase/libsql/blob/main/docs/HRANA_3_SPEC.md
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -22,14 +23,24 @@ from schema_registry.database import Row, Value
 class HranaError(Exception):
     """sqld refused a statement or a request."""
 
-    def __init__(self, message: str, code: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, code: str | None = None, status: int | None = None, step: int = 0
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
+        self.step = step  # which statement of a batch failed (the ones before it ran)
+
+    @property
+    def busy(self) -> bool:
+        return "database is locked" in str(self) or self.code == "SQLITE_BUSY"
 
 
 class NamespaceMissing(HranaError):
     """sqld answered 404 for the namespace. Not proof it is gone: see SqldBackend._confirm."""
+
+
+BUSY_DELAYS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 def namespace_header(namespace: str) -> str:
@@ -89,9 +100,9 @@ def _batch(statements: Sequence[tuple[str, Sequence[Value]]]) -> dict[str, Any]:
 
 def _batch_rows(response: dict[str, Any], count: int) -> list[list[Row]]:
     result = response["result"]
-    for error in result["step_errors"]:
+    for index, error in enumerate(result["step_errors"]):
         if error is not None:
-            raise HranaError(str(error.get("message")), error.get("code"))
+            raise HranaError(str(error.get("message")), error.get("code"), step=index)
     steps = result["step_results"]
     if len(steps) != count or any(step is None for step in steps):
         raise HranaError("sqld skipped statements of a batch without saying why")
@@ -228,6 +239,23 @@ class HranaDatabase:
         await self.fetch_many([(sql, params)])
 
     async def fetch_many(
+        self, statements: Sequence[tuple[str, Sequence[Value]]]
+    ) -> list[list[Row]]:
+        """Run statements (each its own autocommit), waiting out another writer's lock.
+
+        sqld answers "database is locked" at once when another stream writes; the batch is
+        tried again only when its first statement was refused, so nothing runs twice.
+        """
+        for delay in (*BUSY_DELAYS, None):
+            try:
+                return await self._fetch_many(statements)
+            except HranaError as exc:
+                if delay is None or not exc.busy or exc.step != 0:
+                    raise
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _fetch_many(
         self, statements: Sequence[tuple[str, Sequence[Value]]]
     ) -> list[list[Row]]:
         if len(statements) == 1:
