@@ -229,15 +229,21 @@ class TenantService:
                 # The catalog says the database is elsewhere: the sync will change it.
                 for hook in self.before_apply:
                     await hook(record, target or self.registry.current.version)
-            result, created = await self.backend.sync(
-                location,
-                self.registry,
-                apply=apply,
-                known=record.stamp,
-                context=SyncContext(trigger=trigger, environment=self.environment),
-                create=create,
-                target=target,
-            )
+            try:
+                result, created = await self.backend.sync(
+                    location,
+                    self.registry,
+                    apply=apply,
+                    known=record.stamp,
+                    context=SyncContext(trigger=trigger, environment=self.environment),
+                    create=create,
+                    target=target,
+                )
+            except Exception:  # any engine, SQLite or server error: record it, re-raise
+                if apply and record.stamp is not None:  # a known tenant whose sync failed
+                    failed = msgspec.structs.replace(record, status="failed", last_sync_at=_now())
+                    await self.catalog.put(failed)
+                raise
             if email is not None and email != record.email:
                 record = msgspec.structs.replace(record, email=email)
             audit = None

@@ -366,3 +366,21 @@ def test_deleting_an_account_removes_its_backups(operator: Operator, tmp_path: P
     operator.with_tenants(delete)
     assert backed_up(operator, "gil") == []
     assert not (operator.settings.data_path / "backups" / "gil").exists()
+
+
+def test_a_sync_that_fails_marks_the_tenant_failed_in_the_catalog(
+    operator: Operator, tmp_path: Path
+) -> None:
+    operator.values["backup_policy"] = "never"
+    operator.provision("hal", registry=registry_upto(tmp_path, "1.1.0"))
+    broken = registry_upto(tmp_path, "1.2.0")
+    (broken / "1.2.0.migrate.sql").write_text("UPDATE no_such_table SET x = 1;\n")
+    with pytest.raises(Exception, match="no_such_table"):
+        sync(operator, "hal", registry=str(broken))
+
+    async def status(tenants: TenantService) -> tuple[str | None, str]:
+        record = await tenants.catalog.get("hal", fresh=True)
+        assert record is not None
+        return record.schema_version, record.status
+
+    assert operator.with_tenants(status) == ("1.1.0", "failed")
