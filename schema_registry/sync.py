@@ -371,7 +371,3 @@ async def _record(
     cookie = await history.record(tx, rows)
     stamp = Stamp(version=target.version, content_hash=target.content_hash, cookie=cookie)
     return msgspec.structs.replace(result, recorded=tuple(v.version for v in recorded), stamp=stamp)
-
-
-def expected_schema(registry: Registry, version: str | None = None) -> Schema:
-    return _target(registry, version).schema
