@@ -418,6 +418,15 @@ def _upgrade_ours(path: str) -> None:
         raise RuntimeError(f"{path}: upgrade ended {result.status}")
 
 
+# The history row as the engine writes it, the cookie read before (the engine's own SQL may
+# change; the floor should not).
+_HISTORY_INSERT = (
+    "INSERT INTO schema_version (version, description, created_at, applied_at, content_hash, "
+    "changes_applied, schema_cookie, environment, trigger, notes) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 def _upgrade_bare(path: str) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA synchronous = NORMAL")  # journal_mode=WAL is stored in the file
@@ -428,7 +437,7 @@ def _upgrade_bare(path: str) -> None:
     row = list(_W["row"])
     row[3] = datetime.now(UTC).isoformat(timespec="seconds")
     row[6] = cookie
-    conn.execute(history._INSERT_SQL, row)
+    conn.execute(_HISTORY_INSERT, row)
     conn.execute("COMMIT")
     conn.close()
 

@@ -79,7 +79,7 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
 
     at: str
     user_id: str
-    trigger: str  # sign-in, manual, fleet, cli
+    trigger: str  # sign-in, manual, fleet, cli, restore, recovered (see TenantService)
     actor: str | None
     from_version: str | None
     to_version: str
@@ -112,6 +112,11 @@ class Catalog:
     def __init__(self, store: CatalogStore) -> None:
         self.store = store
         self._cache: dict[str, TenantRecord] = {}
+        # Writes a fleet rollout defers to its next progress save (`flush`): the newest row
+        # per tenant, and audit entries in order. Newer than the store, so reads see them.
+        self._pending: dict[str, TenantRecord] = {}
+        self._pending_audit: list[AuditEntry] = []
+        self._flushing: dict[str, TenantRecord] = {}  # being written by `flush`
 
     async def open(self) -> None:
         for statement in split_statements(CATALOG_DDL):
@@ -123,6 +128,8 @@ class Catalog:
     async def get(self, user_id: str, *, fresh: bool = False) -> TenantRecord | None:
         if not fresh and (hit := self._cache.get(user_id)) is not None:
             return hit
+        if (pending := self._pending.get(user_id)) is not None:
+            return pending  # the store has an older row until the next flush
         rows = await self.store.fetch(
             f"SELECT {_COLUMNS} FROM tenants WHERE user_id = ?", (user_id,)
         )
@@ -133,21 +140,51 @@ class Catalog:
             self._cache[user_id] = record
         return record
 
-    async def put(self, record: TenantRecord, *, audit: AuditEntry | None = None) -> None:
+    async def put(
+        self, record: TenantRecord, *, audit: AuditEntry | None = None, defer: bool = False
+    ) -> None:
         """Insert or replace a tenant's row (the caller holds that tenant's lock), with the
-        audit entry of the change that brought it there, in one batch."""
-        statements: list[tuple[str, Sequence[Value]]] = [
-            (
-                f"INSERT OR REPLACE INTO tenants ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                tuple(msgspec.structs.astuple(record)),
-            )
-        ]
+        audit entry of the change that brought it there, in one batch.
+
+        With `defer` the write waits for the next `flush` (a fleet rollout's progress save,
+        which writes hundreds of rows in one transaction instead of one each). Deferred rows
+        only mirror tenant databases: one lost in a crash is rewritten by the next sync.
+        """
+        self._cache[record.user_id] = record
+        if defer:
+            self._pending[record.user_id] = record
+            if audit is not None:
+                self._pending_audit.append(audit)
+            return
+        self._forget_pending(record.user_id)  # superseded: a flush must not write it back
+        statements = [_tenant_insert(record)]
         if audit is not None:
             statements.append(_audit_insert(audit))
         await self.store.fetch_many(statements)
-        self._cache[record.user_id] = record
+
+    async def flush(self) -> None:
+        """Write the deferred rows in one batch; kept for the next flush if that fails."""
+        if not self._pending and not self._pending_audit:
+            return
+        records, audits = self._pending, self._pending_audit
+        self._pending, self._pending_audit, self._flushing = {}, [], records
+        statements = [_tenant_insert(r) for r in records.values()]
+        statements += [_audit_insert(a) for a in audits]
+        try:
+            await self.store.fetch_many(statements)
+        except BaseException:
+            self._pending = records | self._pending  # newer deferred rows win
+            self._pending_audit = audits + self._pending_audit
+            raise
+        finally:
+            self._flushing = {}
+
+    def _forget_pending(self, user_id: str) -> None:
+        self._pending.pop(user_id, None)
+        self._flushing.pop(user_id, None)
 
     async def delete(self, user_id: str) -> None:
+        self._forget_pending(user_id)
         await self.store.execute("DELETE FROM tenants WHERE user_id = ?", (user_id,))
         self._cache.pop(user_id, None)
 
@@ -219,6 +256,13 @@ class Catalog:
         }
         drifted = await self.store.fetch("SELECT count(*) FROM tenants WHERE status = 'drifted'")
         return sum(by_version.values()), by_version, int(drifted[0][0])  # type: ignore[arg-type]
+
+
+def _tenant_insert(record: TenantRecord) -> tuple[str, Sequence[Value]]:
+    return (
+        f"INSERT OR REPLACE INTO tenants ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        tuple(msgspec.structs.astuple(record)),
+    )
 
 
 def _audit_insert(entry: AuditEntry) -> tuple[str, Sequence[Value]]:

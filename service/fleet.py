@@ -20,7 +20,7 @@ import secrets
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Final, Protocol
 
 import msgspec
 import structlog
@@ -28,7 +28,7 @@ import structlog
 from schema_registry.registry import Registry
 from service.catalog import TenantRecord
 from service.errors import BadRequest
-from service.fleet_sync import reason, sync_one, transient
+from service.fleet_sync import attempt, reason, sync_one, transient
 from service.rollout_store import (
     KINDS,
     Counts,
@@ -52,8 +52,32 @@ PAGE_SIZE: Final = 500  # catalog rows read per query
 # changed nothing, and one that succeeded is found current.
 RETRY_DELAYS: Final = (0.05, 0.2, 0.5)
 
-# Syncs one tenant for a job; raises on failure (the rollout records it and goes on).
-Syncer = Callable[[TenantRecord, Job], Awaitable[tuple[Kind, TenantIssue | None]]]
+Done = tuple[Kind, TenantIssue | None]
+
+
+class Syncer(Protocol):
+    """Syncs a chunk of tenants for a job: per tenant its outcome, or the error it raised
+    (the rollout records it and goes on). A chunk's catalog rows are written (or pending a
+    `Catalog.flush` in this process) by the time it returns."""
+
+    chunk: int  # tenants per call
+
+    def __call__(
+        self, records: list[TenantRecord], job: Job
+    ) -> Awaitable[list[Done | Exception]]: ...
+
+
+class InProcessSyncer:
+    """The default: one tenant at a time in this process (the rollout's workers give the
+    concurrency), its catalog row pending the next progress save."""
+
+    chunk = 1
+
+    def __init__(self, tenants: TenantService) -> None:
+        self.tenants = tenants
+
+    async def __call__(self, records: list[TenantRecord], job: Job) -> list[Done | Exception]:
+        return [await attempt(sync_one(self.tenants, record, job)) for record in records]
 
 
 def target_version(registry: Registry, target: str | None) -> str:
@@ -179,7 +203,7 @@ class _Run:
         self.started = time.monotonic()
         self.base_seconds = job.seconds  # spent by earlier runs of the job
         self.done_here = 0
-        self.syncer = syncer or (lambda record, job: sync_one(tenants, record, job))
+        self.syncer = syncer or InProcessSyncer(tenants)
 
     async def go(self) -> RolloutSummary:
         total = (await self.tenants.catalog.summary())[0]
@@ -223,7 +247,9 @@ class _Run:
         return summary
 
     async def _sync_all(self) -> None:
-        queue: asyncio.Queue[TenantRecord | None] = asyncio.Queue(self.job.concurrency * 2)
+        queue: asyncio.Queue[TenantRecord | None] = asyncio.Queue(
+            self.job.concurrency * self.syncer.chunk * 2
+        )
         tasks = [asyncio.create_task(self._produce(queue))]
         tasks += [asyncio.create_task(self._work(queue)) for _ in range(self.job.concurrency)]
         try:
@@ -247,33 +273,39 @@ class _Run:
             await queue.put(None)
 
     async def _work(self, queue: asyncio.Queue[TenantRecord | None]) -> None:
-        while (record := await queue.get()) is not None:
-            self._finish(record.user_id, await self._one(record))
+        while chunk := await _take(queue, self.syncer.chunk):
+            for record, result in zip(chunk, await self._sync_chunk(chunk), strict=True):
+                self._finish(record.user_id, await self._retried(record, result))
 
-    async def _one(self, record: TenantRecord) -> tuple[Kind, TenantIssue | None]:
-        attempt = 0
-        while True:
-            try:
-                return await self.syncer(record, self.job)
-            except Exception as exc:  # any error fails this tenant only
-                if attempt < len(RETRY_DELAYS) and transient(exc):
-                    await asyncio.sleep(RETRY_DELAYS[attempt])
-                    attempt += 1
-                    continue
-                log.warning(
-                    "fleet.tenant_failed",
-                    job_id=self.job.job_id,
-                    user_id=record.user_id,
-                    error_type=type(exc).__name__,
-                    error=reason(exc),
-                )
-                issue = TenantIssue(
-                    user_id=record.user_id,
-                    kind="failed",
-                    from_version=record.schema_version,
-                    reason=reason(exc),
-                )
-                return "failed", issue
+    async def _sync_chunk(self, records: list[TenantRecord]) -> list[Done | Exception]:
+        try:
+            return await self.syncer(records, self.job)
+        except Exception as exc:  # the whole call failed (a worker process died): each fails
+            return [exc] * len(records)
+
+    async def _retried(self, record: TenantRecord, result: Done | Exception) -> Done:
+        """A transient error (a busy database, a server away) gets a few more tries."""
+        for delay in RETRY_DELAYS:
+            if not isinstance(result, Exception) or not transient(result):
+                break
+            await asyncio.sleep(delay)
+            result = (await self._sync_chunk([record]))[0]
+        if not isinstance(result, Exception):
+            return result
+        log.warning(
+            "fleet.tenant_failed",
+            job_id=self.job.job_id,
+            user_id=record.user_id,
+            error_type=type(result).__name__,
+            error=reason(result),
+        )
+        issue = TenantIssue(
+            user_id=record.user_id,
+            kind="failed",
+            from_version=record.schema_version,
+            reason=reason(result),
+        )
+        return "failed", issue
 
     def _finish(self, user_id: str, done: tuple[Kind, TenantIssue | None]) -> None:
         self.window[user_id] = done
@@ -313,10 +345,13 @@ class _Run:
         )
 
     async def _save(self) -> None:
+        """Save progress: first the catalog rows the syncs deferred, so the saved cursor
+        never passes a tenant whose row is not written (snapshots taken before either)."""
         self._update(seconds=self.base_seconds + time.monotonic() - self.started)
-        unsaved, self.unsaved = self.unsaved, []
+        job, unsaved, self.unsaved = self.job, self.unsaved, []
         try:
-            await self.store.save(self.job, unsaved)
+            await self.tenants.catalog.flush()
+            await self.store.save(job, unsaved)
         except BaseException:
             self.unsaved = unsaved + self.unsaved
             raise
@@ -339,6 +374,20 @@ class _Run:
                 **{kind: tally[kind] for kind in KINDS},
             )
         )
+
+
+async def _take(queue: asyncio.Queue[TenantRecord | None], most: int) -> list[TenantRecord]:
+    """The next chunk: up to `most` tenants already queued (waiting for the first one);
+    empty at the end, whose marker is left in the queue for the other workers."""
+    chunk: list[TenantRecord] = []
+    record = await queue.get()
+    while record is not None:
+        chunk.append(record)
+        if len(chunk) == most or queue.empty():
+            return chunk
+        record = queue.get_nowait()
+    queue.put_nowait(None)
+    return chunk
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

@@ -1,10 +1,11 @@
 """Fleet syncs in worker processes, for the local backend.
 
 A local rollout is CPU-bound (SQLite work plus the engine's Python), and one process is held
-to about one core by the GIL. With `ProcessSyncer(settings, P)` a rollout hands each
-tenant to one of P processes, each with its own runtime (backend, catalog connection,
-hooks) and one tenant at a time; the parent keeps the job's bookkeeping (cursor, counts,
-progress, saves), so resuming and reporting work as in one process. Processes are spawned,
+to about one core by the GIL. With `ProcessSyncer(settings, P)` a rollout hands chunks
+of tenants to P processes, each with its own runtime (backend, catalog connection, hooks)
+syncing one tenant at a time and writing a chunk's catalog rows in one batch; the parent
+keeps the job's bookkeeping (cursor, counts, progress, saves), so resuming and reporting
+work as in one process. Processes are spawned,
 not forked: the parent has threads (the event loop's executors) that a fork would copy
 mid-lock. Each costs about half a second to start, so it pays off on large fleets.
 """
@@ -17,15 +18,21 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import Any, Final
 
 from service.backups import install_backups
 from service.catalog import TenantRecord
 from service.config import Settings
-from service.fleet_sync import SyncFailed, reason, sync_one, transient
+from service.fleet import Done
+from service.fleet_sync import SyncFailed, attempt, reason, sync_one, transient
 from service.logs import configure_logging
-from service.rollout_store import Job, Kind, TenantIssue
+from service.rollout_store import Job
 from service.runtime import open_runtime
+from service.tenants import TenantService
+
+# Tenants per call to a worker: one round trip and one catalog write per chunk, not per
+# tenant. Small enough that a kill loses little work and progress stays smooth.
+CHUNK: Final = 25
 
 # The worker process's runtime, opened once by `_start` and used by every `_sync` call.
 _CHILD: dict[str, Any] = {}
@@ -41,15 +48,25 @@ def _start(settings: Settings, backup_always: bool) -> None:
     _CHILD.update(loop=loop, tenants=tenants, stack=stack)
 
 
-def _sync(record: TenantRecord, job: Job) -> tuple[bool, Any, Any]:
-    """(True, kind, issue), or (False, reason, transient): exceptions stay in the worker,
-    since not every one of them survives pickling back to the parent."""
+def _sync(records: list[TenantRecord], job: Job) -> list[tuple[bool, Any, Any]]:
+    """Per tenant (True, kind, issue) or (False, reason, transient): exceptions stay in
+    the worker, since not every one of them survives pickling back to the parent. The
+    chunk's catalog rows are written in one batch before it returns."""
     loop: asyncio.AbstractEventLoop = _CHILD["loop"]
-    try:
-        kind, issue = loop.run_until_complete(sync_one(_CHILD["tenants"], record, job))
-    except Exception as exc:  # reported to the parent, which records the tenant as failed
-        return False, reason(exc), transient(exc)
-    return True, kind, issue
+    tenants: TenantService = _CHILD["tenants"]
+
+    async def chunk() -> list[Done | Exception]:
+        results = [await attempt(sync_one(tenants, record, job)) for record in records]
+        try:
+            await tenants.catalog.flush()
+        except Exception as exc:  # synced but not recorded: a retry finds them current
+            return [exc] * len(records)
+        return results
+
+    return [
+        (False, reason(r), transient(r)) if isinstance(r, Exception) else (True, *r)
+        for r in loop.run_until_complete(chunk())
+    ]
 
 
 def _ready(pause: float) -> int:
@@ -61,8 +78,16 @@ def _ready(pause: float) -> int:
 class ProcessSyncer:
     """A `Syncer` spreading tenants over worker processes (use as a context manager)."""
 
-    def __init__(self, settings: Settings, processes: int, *, backup_always: bool = False):
+    def __init__(
+        self,
+        settings: Settings,
+        processes: int,
+        *,
+        backup_always: bool = False,
+        chunk: int = CHUNK,
+    ):
         self.processes = processes
+        self.chunk = chunk
         self.pool = ProcessPoolExecutor(
             processes,
             mp_context=multiprocessing.get_context("spawn"),
@@ -70,12 +95,12 @@ class ProcessSyncer:
             initargs=(settings, backup_always),
         )
 
-    async def __call__(self, record: TenantRecord, job: Job) -> tuple[Kind, TenantIssue | None]:
+    async def __call__(self, records: list[TenantRecord], job: Job) -> list[Done | Exception]:
         loop = asyncio.get_running_loop()
-        ok, first, second = await loop.run_in_executor(self.pool, _sync, record, job)
-        if not ok:
-            raise SyncFailed(first, second)
-        return first, second
+        results = await loop.run_in_executor(self.pool, _sync, records, job)
+        return [
+            (first, second) if ok else SyncFailed(first, second) for ok, first, second in results
+        ]
 
     async def warm(self) -> None:
         """Start every worker (and its runtime) now rather than on the first tenants."""

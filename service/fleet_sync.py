@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from service.backends.hrana import HranaError
 from service.catalog import TenantRecord
 from service.errors import ServiceError, Unavailable
 from service.rollout_store import DriftNote, Job, Kind, TenantIssue
 from service.tenants import Outcome, TenantService
+
+T = TypeVar("T")
 
 
 class SyncFailed(Exception):
@@ -35,6 +39,7 @@ async def sync_one(
         apply=not job.dry_run,
         trigger="fleet",
         actor=job.actor,
+        batched=True,
     )
     return _classify(record, outcome, dry_run=job.dry_run)
 
@@ -80,6 +85,14 @@ def _classify(
         reason=f"still {result.status} after the sync",
     )
     return "failed", issue
+
+
+async def attempt(call: Awaitable[T]) -> T | Exception:
+    """The call's result, or the exception it raised (one tenant's failure is data)."""
+    try:
+        return await call
+    except Exception as exc:  # recorded against the tenant by the rollout
+        return exc
 
 
 def transient(exc: Exception) -> bool:

@@ -51,6 +51,22 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
         return self.result is None or self.result.up_to_date
 
 
+def _recovered(record: TenantRecord, result: SyncResult) -> AuditEntry:
+    """The audit entry of a change found applied without one (see `_catalog_behind`); the
+    tenant's own history rows say when and by which trigger, its SQL is not known here."""
+    return AuditEntry(
+        at=_now(),
+        user_id=record.user_id,
+        trigger="recovered",
+        actor=None,
+        from_version=record.schema_version,
+        to_version=result.to_version,
+        status="applied",
+        changes_applied=0,
+        statements=(),
+    )
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -146,15 +162,28 @@ class TenantService:
         apply: bool = True,
         trigger: str = "cli",
         actor: str | None = None,
+        batched: bool = False,
     ) -> Outcome:
         """Sync one existing tenant to `target` (default: current): CLI, fleet and admin use.
 
         apply=False is the dry run: the result lists what would run; nothing is written.
+        `batched` is for a fleet rollout, which has just read the tenant's row in a page
+        and flushes the catalog with its progress: the row is not read again under the lock
+        (the database's own history, read in the sync's transaction, is the authority) and
+        the catalog write waits for `Catalog.flush`.
         """
         if await self.catalog.get(user_id) is None:
             raise NotFound(f"no database for user {user_id}")
         return await self._sync(
-            user_id, None, apply=apply, trigger=trigger, create=False, target=target, actor=actor
+            user_id,
+            None,
+            apply=apply,
+            trigger=trigger,
+            create=False,
+            target=target,
+            actor=actor,
+            reread=not batched,
+            defer=batched,
         )
 
     async def delete(self, user_id: str) -> None:
@@ -211,6 +240,7 @@ class TenantService:
         target: str | None = None,
         actor: str | None = None,
         reread: bool = True,
+        defer: bool = False,
     ) -> Outcome:
         async with self._locks.hold(user_id):
             # Under the lock, a request that went first has put its row in the cache; a
@@ -242,7 +272,7 @@ class TenantService:
             except Exception:  # any engine, SQLite or server error: record it, re-raise
                 if apply and record.stamp is not None:  # a known tenant whose sync failed
                     failed = msgspec.structs.replace(record, status="failed", last_sync_at=_now())
-                    await self.catalog.put(failed)
+                    await self.catalog.put(failed, defer=defer)
                 raise
             if email is not None and email != record.email:
                 record = msgspec.structs.replace(record, email=email)
@@ -259,7 +289,9 @@ class TenantService:
                     changes_applied=len(result.applied),
                     statements=result.statements,
                 )
-            record = await self._remember(record, result=result, audit=audit)
+            elif defer and apply and await self._catalog_behind(record, result):
+                audit = _recovered(record, result)
+            record = await self._remember(record, result=result, audit=audit, defer=defer)
         self._log(user_id, result, created)
         event = SyncEvent(
             user_id=user_id, trigger=trigger, actor=actor, created=created, result=result
@@ -268,6 +300,14 @@ class TenantService:
             observe(event)
         return Outcome(record=record, result=result, created=created)
 
+    async def _catalog_behind(self, record: TenantRecord, result: SyncResult) -> bool:
+        """The database is at a version its catalog row never recorded: a rollout applied
+        it and was killed before its deferred catalog write (re-read to be sure)."""
+        if result.status != "up_to_date" or record.schema_version in (None, result.to_version):
+            return False
+        stored = await self.catalog.get(record.user_id, fresh=True)
+        return stored is not None and stored.schema_version == record.schema_version
+
     async def _remember(
         self,
         record: TenantRecord,
@@ -275,6 +315,7 @@ class TenantService:
         result: SyncResult | None = None,
         stamp: Stamp | None = None,
         audit: AuditEntry | None = None,
+        defer: bool = False,
     ) -> TenantRecord:
         """Mirror where the database now is into the catalog."""
         stamp = result.stamp if result is not None else stamp
@@ -289,7 +330,7 @@ class TenantService:
                 schema_cookie=stamp.cookie,
             )
         updated = msgspec.structs.replace(record, **changes)
-        await self.catalog.put(updated, audit=audit)
+        await self.catalog.put(updated, audit=audit, defer=defer)
         return updated
 
     def _log(self, user_id: str, result: SyncResult, created: bool) -> None:

@@ -75,7 +75,22 @@ class ThreadedSqlite:
     async def fetch_many(
         self, statements: Sequence[tuple[str, Sequence[Value]]]
     ) -> list[list[Row]]:
-        return await self._run(lambda c: [c.execute(s, p).fetchall() for s, p in statements])
+        """All of them or none: one transaction (one commit) unless one is already open."""
+
+        def run(conn: sqlite3.Connection) -> list[list[Row]]:
+            if conn.in_transaction or len(statements) < 2:
+                return [conn.execute(s, p).fetchall() for s, p in statements]
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = [conn.execute(s, p).fetchall() for s, p in statements]
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return rows
+
+        return await self._run(run)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_ThreadSession]:
