@@ -41,10 +41,9 @@ def connect(path: str | Path, *, create: bool = True, wal: bool = True) -> sqlit
         isolation_level=None,
         check_same_thread=False,
         uri=uri,
-        timeout=BUSY_TIMEOUT_MS / 1000,
+        timeout=BUSY_TIMEOUT_MS / 1000,  # sqlite3_busy_timeout: no PRAGMA needed
     )
     try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
         if fresh:
             _use_wal(conn)
