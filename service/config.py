@@ -53,6 +53,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     public_url_template: str | None = None  # e.g. libsql://{namespace}.db.example.com
     token_ttl: int = 3600  # seconds a database_token is valid
     sqld_catalog_namespace: str = "tenantdb-catalog"
+    # Seconds a returning user's confirmed-current check is reused without asking sqld
+    # again (0: every initialize reads the live schema cookie). See SqldBackend.check.
+    # A schema changed behind the service's back is noticed at most this much later.
+    sqld_check_ttl: float = 1.0
     # Runtime
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -182,4 +186,6 @@ def _check_sqld(s: Settings) -> list[str]:
         )
     if s.token_ttl < 60:
         problems.append("TENANTDB_TOKEN_TTL: at least 60 seconds")
+    if not 0 <= s.sqld_check_ttl <= 60:
+        problems.append("TENANTDB_SQLD_CHECK_TTL: from 0 (off) to 60 seconds")
     return problems

@@ -17,6 +17,7 @@ import hashlib
 import re
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final, TypeVar
@@ -41,6 +42,7 @@ log = structlog.get_logger("tenantdb.sqld")
 # sqld admits a namespace into its full cache only once it is asked for often enough
 # (TinyLFU), so a few quick retries usually get past a false 404.
 RETRY_DELAYS: Final = (0.02, 0.05, 0.1, 0.2, 0.4)
+CONFIRMED_MAX: Final = 100_000  # remembered confirmations (about 200 bytes each)
 _SLUG: Final = re.compile(r"[^a-z0-9]+")
 
 
@@ -76,6 +78,9 @@ class SqldBackend:
         self._http = [HranaHttp(url, self._token) for url in settings.sqld_url]
         self._admin_urls = [url.rstrip("/") for url in settings.sqld_admin_url]
         self._admin: aiohttp.ClientSession | None = None
+        # location -> (stamp, monotonic deadline): checks confirmed current, reused for
+        # sqld_check_ttl seconds. Bounded; oldest first out.
+        self._confirmed: OrderedDict[str, tuple[Stamp, float]] = OrderedDict()
 
     # Naming and credentials ------------------------------------------------------------
 
@@ -171,16 +176,43 @@ class SqldBackend:
     # The Backend interface -------------------------------------------------------------
 
     async def check(self, location: str, registry: Registry, known: Stamp | None) -> Stamp | None:
+        """The returning user's fast path: one request reading the live schema cookie.
+
+        sqld opens a connection for every new Hrana stream (about 1 ms of its CPU), so with
+        TENANTDB_SQLD_CHECK_TTL > 0 a check confirmed within that many seconds, for the
+        same stamp, is reused: bursts of sign-ins cost one request, and a schema changed
+        behind the service's back is noticed that much later. Syncs and deletes forget it.
+        """
+        ttl = self._settings.sqld_check_ttl
+        target = registry.current
+        if (
+            ttl
+            and known is not None
+            and (known.version, known.content_hash) == (target.version, target.content_hash)
+            and self._still_confirmed(location, known)
+        ):
+            return known
+
         async def work(db: HranaDatabase) -> Stamp | None:
-            current, head, _ = await check(db, registry.current, known)
+            current, head, _ = await check(db, target, known)
             if not current:
                 return None
             return known if head is None else head.stamp
 
         try:
-            return await self._call(location, work)
+            stamp = await self._call(location, work)
         except NotFound:
-            return None
+            stamp = None
+        if ttl and stamp is not None:
+            self._confirmed[location] = (stamp, time.monotonic() + ttl)
+            self._confirmed.move_to_end(location)
+            if len(self._confirmed) > CONFIRMED_MAX:
+                self._confirmed.popitem(last=False)
+        return stamp
+
+    def _still_confirmed(self, location: str, known: Stamp) -> bool:
+        hit = self._confirmed.get(location)
+        return hit is not None and hit[0] == known and hit[1] > time.monotonic()
 
     async def sync(
         self,
@@ -193,6 +225,7 @@ class SqldBackend:
         create: bool = False,
         target: str | None = None,
     ) -> tuple[SyncResult, bool]:
+        self._confirmed.pop(location, None)
         shard, namespace = self.split(location)
         created = await self.create_namespace(shard, namespace) if create else False
 
@@ -216,6 +249,7 @@ class SqldBackend:
             return None
 
     async def delete(self, location: str) -> bool:
+        self._confirmed.pop(location, None)
         shard, namespace = self.split(location)
         url = f"{self._admin_urls[shard]}/v1/namespaces/{namespace}"
         async with self._admin_session().delete(url) as response:

@@ -75,8 +75,9 @@ drifted is reported with its reason and the others go on. On a terminal a progre
 is drawn on stderr (per-tenant info logs are muted; --verbose keeps them); otherwise, or
 with --json, progress comes as JSON lines on stdout, then the summary as one JSON line.
 
-On the local backend, --processes P syncs in P worker processes (one tenant at a time
-each; about half a second to start them), for when one process's core is the limit.
+On the local backend, --processes P syncs in P worker processes (chunks of 25 tenants,
+one at a time each; about half a second to start them), for when one process's core is
+the limit.
 
 Re-running is safe: tenants already at the version cost a header read and are counted
 as already current. Each run is a job whose progress is kept in the catalog; after a
@@ -120,7 +121,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         type=int,
         default=1,
         metavar="P",
-        help="local backend: sync in P worker processes, one tenant each (more cores)",
+        help="local backend: sync in P worker processes, chunks of 25 tenants (more cores)",
     )
     sync.add_argument("--dry-run", action="store_true", help="report what would change only")
     sync.add_argument("--backup", action="store_true", help="back up each database it changes")

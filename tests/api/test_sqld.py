@@ -18,6 +18,7 @@ import pytest
 from service.auth import mint_token
 from service.backends.sqld import namespace_for, place
 from service.config import load_settings
+from service.runtime import open_runtime
 from tests.api.conftest import SECRET, Running, TenantSql
 from tests.sqld import SqldServer, free_port, make_keypair
 
@@ -277,3 +278,41 @@ def test_false_404s_past_max_active_namespaces_never_reprovision(tmp_path: Path)
     assert {r.status_code for r in crowded} <= {200, 503}
     assert not any(r.json().get("created") for r in crowded if r.status_code == 200)
     assert phase(1000, contents) == {u: ([(u,)], [("1.2.0",)]) for u in users}
+
+
+def test_check_ttl_reuses_a_confirmed_check_until_it_expires_or_a_sync(
+    sqld_pair: Any, tmp_path: Path
+) -> None:
+    server, private = sqld_pair
+    values = settings_for(tmp_path, [server], private)
+
+    async def go() -> None:
+        async with open_runtime(load_settings({}, **values, sqld_check_ttl=0.5)) as tenants:
+            backend, registry = tenants.backend, tenants.registry
+            record = (await tenants.initialize("alice", None)).record
+            stamp, where = record.stamp, record.location
+            assert stamp is not None
+            assert await backend.check(where, registry, stamp) == stamp  # confirmed by sqld
+            # The app changes its schema with its own token: the cookie moves.
+            await backend.database(where).execute("CREATE TABLE app_side (x)")
+            assert await backend.check(where, registry, stamp) == stamp  # within the TTL
+            await asyncio.sleep(0.6)
+            assert await backend.check(where, registry, stamp) is None  # expired: asked again
+            outcome = await tenants.sync_schema("alice", admin=True)
+            assert outcome.result is not None
+            assert outcome.result.up_to_date
+            new = outcome.record.stamp
+            assert new is not None
+            assert await backend.check(where, registry, new) == new
+            await tenants.delete("alice")  # a delete (or sync) forgets the confirmation
+            assert await backend.check(where, registry, new) is None
+
+        async with open_runtime(load_settings({}, **values, sqld_check_ttl=0)) as tenants:
+            backend, registry = tenants.backend, tenants.registry
+            record = (await tenants.initialize("bob", None)).record
+            assert record.stamp is not None
+            assert await backend.check(record.location, registry, record.stamp) == record.stamp
+            await backend.database(record.location).execute("CREATE TABLE app_side (x)")
+            assert await backend.check(record.location, registry, record.stamp) is None  # at once
+
+    asyncio.run(go())
