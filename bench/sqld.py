@@ -195,10 +195,12 @@ def sqld_binary() -> Path:
     return Path(dev.ensure_sqld())
 
 
-def sqld_settings(sqld: Any, key: Path, data_dir: Path) -> Settings:
+def sqld_settings(sqld: Any, key: Path, data_dir: Path, check_ttl: float = 0.0) -> Settings:
+    """No check TTL unless asked: every returning user's check goes to sqld."""
     return load_settings(
         {},
         backend="sqld",
+        sqld_check_ttl=check_ttl,
         sqld_url=(sqld.url,),
         sqld_admin_url=(sqld.admin_url,),
         sqld_jwt_key_file=str(key),
@@ -237,6 +239,7 @@ def server_env(settings: Settings) -> dict[str, str]:
             TENANTDB_SQLD_ADMIN_URL=",".join(settings.sqld_admin_url),
             TENANTDB_SQLD_JWT_KEY_FILE=settings.sqld_jwt_key_file or "",
             TENANTDB_PUBLIC_URL_TEMPLATE=settings.public_url_template or "",
+            TENANTDB_SQLD_CHECK_TTL=str(settings.sqld_check_ttl),
         )
     return env
 
@@ -902,8 +905,7 @@ class HttpBench:
             ),
         ]
         if args.check_ttl:
-            env = server_env(sqld_settings(sqld, key, work / "http-sqld"))
-            env["TENANTDB_SQLD_CHECK_TTL"] = str(args.check_ttl)
+            env = server_env(sqld_settings(sqld, key, work / "http-sqld", args.check_ttl))
             self.servers.append(
                 bench_api.Server("sqld-ttl", [*cmd, str(bench_api.free_port())], env, work)
             )

@@ -56,7 +56,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Seconds a returning user's confirmed-current check is reused without asking sqld
     # again (0: every initialize reads the live schema cookie). See SqldBackend.check.
     # A schema changed behind the service's back is noticed at most this much later.
-    sqld_check_ttl: float = 1.0
+    sqld_check_ttl: float = 0.0
     # Runtime
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
