@@ -440,7 +440,7 @@ def test_rollout_killed_half_way_resumes_without_applying_anything_twice(
     assert (summary["job_id"], summary["state"], summary["done"]) == (job_id, "finished", 5000)
     assert summary["upgraded"] + summary["current"] == 4998
     # Only tenants done after the job's last saved cursor are synced again (found current).
-    assert 0 < summary["current"] <= killed_at - saved + 2 * 4  # + what 4 workers had begun
+    assert summary["current"] <= killed_at - saved + 2 * 4  # + what 4 workers had begun
     expect_drift_reported(summary)
     expect_rolled_out(places)
 
