@@ -36,14 +36,24 @@ class Session(Protocol):
 class Transaction(Session, Protocol):
     """A write transaction; it rolls back unless `commit` is called before it closes."""
 
-    async def commit(self) -> None: ...
+    async def commit(
+        self, statements: Sequence[tuple[str, Sequence[Value]]] = ()
+    ) -> list[list[Row]]:
+        """Run `statements`, then COMMIT, in one round trip on a server: if one of them
+        fails nothing is committed (the transaction rolls back). Returns their rows."""
+        ...
 
 
 class Database(Session, Protocol):
     """A whole database: reads outside transactions, writes inside one."""
 
-    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
-        """BEGIN IMMEDIATE: take the write lock first so concurrent syncs serialise."""
+    def transaction(self, *, foreign_keys: bool = True) -> AbstractAsyncContextManager[Transaction]:
+        """BEGIN IMMEDIATE: take the write lock first so concurrent syncs serialise.
+
+        foreign_keys=False turns enforcement off for this transaction only. PRAGMA
+        foreign_keys is a no-op inside a transaction, so it is set on the same connection
+        (on a server: the same stream) before BEGIN and set back on after it ends.
+        """
         ...
 
     async def schema_cookie(self) -> int:

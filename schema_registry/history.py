@@ -11,7 +11,7 @@ from typing import Final
 
 import msgspec
 
-from schema_registry.database import Session, Value
+from schema_registry.database import Row, Session, Value
 from schema_registry.introspect import HISTORY_TABLE
 from schema_registry.model import Model
 
@@ -68,42 +68,66 @@ class HistoryRow(Model, frozen=True):
         )
 
 
-async def read_history(session: Session, *, newest_only: bool = False) -> list[HistoryRow]:
-    """Rows oldest first (or just the newest); none when the table does not exist yet."""
-    if not await session.fetch(_EXISTS_SQL, (HISTORY_TABLE,)):
-        return []
-    order = "ORDER BY id DESC LIMIT 1" if newest_only else "ORDER BY id"
-    rows = await session.fetch(f"SELECT {_COLUMNS} FROM {HISTORY_TABLE} {order}")
+NEWEST_SQL: Final = f"SELECT {_COLUMNS} FROM {HISTORY_TABLE} ORDER BY id DESC LIMIT 1"
+_MISSING: Final = f"no such table: {HISTORY_TABLE}"
+COOKIE_SQL: Final = "PRAGMA schema_version"
+
+
+def parse(rows: list[Row]) -> list[HistoryRow]:
+    """History rows from `SELECT {_COLUMNS}` results."""
     fields = HistoryRow.__struct_fields__
     return [msgspec.convert(dict(zip(fields, row, strict=True)), HistoryRow) for row in rows]
 
 
+async def read_history(session: Session) -> list[HistoryRow]:
+    """Every row, oldest first; none when the table does not exist yet."""
+    if not await session.fetch(_EXISTS_SQL, (HISTORY_TABLE,)):
+        return []
+    return parse(await session.fetch(f"SELECT {_COLUMNS} FROM {HISTORY_TABLE} ORDER BY id"))
+
+
 async def newest(session: Session) -> HistoryRow | None:
-    rows = await read_history(session, newest_only=True)
-    return rows[0] if rows else None
+    """The newest row, in one statement (one round trip on a server)."""
+    try:
+        rows = await session.fetch(NEWEST_SQL)
+    except Exception as exc:  # sqlite3's or the server's error: both carry SQLite's message
+        if _MISSING not in str(exc):
+            raise
+        return None
+    return parse(rows)[0] if rows else None
 
 
 async def schema_cookie(session: Session) -> int:
-    rows = await session.fetch("PRAGMA schema_version")
+    rows = await session.fetch(COOKIE_SQL)
     return int(rows[0][0])  # type: ignore[arg-type]
 
 
-async def record(session: Session, rows: list[tuple[Value, ...]]) -> int:
-    """Create the table if needed and append rows, in one batch; returns the cookie stored.
+def record_statements(rows: list[tuple[Value, ...]]) -> list[tuple[str, Sequence[Value]]]:
+    """Create the table if needed, append rows, then read the cookie they stored.
 
     Each row is (version, description, created_at, applied_at, content_hash,
     changes_applied, environment, trigger, notes); the schema cookie is read by the INSERT
-    itself, after the CREATE that may have moved it.
+    itself, after the CREATE that may have moved it. The cookie is the last statement's.
     """
     statements: list[tuple[str, Sequence[Value]]] = [(HISTORY_DDL, ())]
     statements += [(_INSERT_SQL, row) for row in rows]
-    statements.append(("PRAGMA schema_version", ()))
-    results = await session.fetch_many(statements)
+    statements.append((COOKIE_SQL, ()))
+    return statements
+
+
+def rearm_statements(row_id: int) -> list[tuple[str, Sequence[Value]]]:
+    """The schema moved but still matches its version: store the new cookie with its row
+    (re-arming the fast path), then read it. The cookie is the last statement's."""
+    return [
+        (
+            f"UPDATE {HISTORY_TABLE} "
+            "SET schema_cookie = (SELECT schema_version FROM pragma_schema_version) WHERE id = ?",
+            (row_id,),
+        ),
+        (COOKIE_SQL, ()),
+    ]
+
+
+def cookie_of(results: list[list[Row]]) -> int:
+    """The cookie read by the last of `record_statements` or `rearm_statements`."""
     return int(results[-1][0][0])  # type: ignore[arg-type]
-
-
-async def update_cookie(session: Session, row_id: int, cookie: int) -> None:
-    """The schema moved but still matches its version: re-arm the fast path."""
-    await session.execute(
-        f"UPDATE {HISTORY_TABLE} SET schema_cookie = ? WHERE id = ?", (cookie, row_id)
-    )

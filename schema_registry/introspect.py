@@ -97,9 +97,14 @@ def schema_key(objects: list[Row]) -> tuple[Row, ...]:
     )
 
 
-async def introspect(session: Session) -> Schema:
-    """The user schema of the database behind `session`."""
-    objects = await session.fetch(OBJECTS_SQL)
+async def introspect(session: Session, objects: list[Row] | None = None) -> Schema:
+    """The user schema of the database behind `session`.
+
+    `objects` are OBJECTS_SQL's rows when the caller read them in a batch of its own (one
+    round trip fewer on a server); a schema seen before needs nothing more.
+    """
+    if objects is None:
+        objects = await session.fetch(OBJECTS_SQL)
     key = schema_key(objects)
     cached = _cache.get(key)
     if cached is not None:

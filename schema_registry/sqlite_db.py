@@ -99,9 +99,13 @@ class SqliteTransaction:
     ) -> list[list[Row]]:
         return [self._conn.execute(sql, params).fetchall() for sql, params in statements]
 
-    async def commit(self) -> None:
+    async def commit(
+        self, statements: Sequence[tuple[str, Sequence[Value]]] = ()
+    ) -> list[list[Row]]:
+        rows = [self._conn.execute(sql, params).fetchall() for sql, params in statements]
         self._conn.execute("COMMIT")
         self.committed = True
+        return rows
 
 
 class SqliteDatabase:
@@ -126,17 +130,23 @@ class SqliteDatabase:
         return [self.conn.execute(sql, params).fetchall() for sql, params in statements]
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqliteTransaction]:
+    async def transaction(self, *, foreign_keys: bool = True) -> AsyncIterator[SqliteTransaction]:
         # NORMAL is durable across application crashes in WAL mode and is per connection;
         # set here rather than at open, since the PRAGMA costs a schema parse.
         self.conn.execute("PRAGMA synchronous = NORMAL")
-        self.conn.execute("BEGIN IMMEDIATE")
-        tx = SqliteTransaction(self.conn)
+        if not foreign_keys:
+            self.conn.execute("PRAGMA foreign_keys = OFF")
         try:
-            yield tx
+            self.conn.execute("BEGIN IMMEDIATE")
+            tx = SqliteTransaction(self.conn)
+            try:
+                yield tx
+            finally:
+                if not tx.committed and self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
         finally:
-            if not tx.committed and self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
+            if not foreign_keys:
+                self.conn.execute("PRAGMA foreign_keys = ON")  # as connect() leaves it
 
     async def schema_cookie(self) -> int:
         row = self.conn.execute("PRAGMA schema_version").fetchone()

@@ -17,21 +17,22 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Final, Literal
 
 import msgspec
 
 from schema_registry import history
 from schema_registry.changes import Extra
-from schema_registry.database import Database, Session, Value
+from schema_registry.database import Database, Row, Transaction, Value
 from schema_registry.diff import diff
 from schema_registry.errors import NewerDatabaseError, SyncError
 from schema_registry.history import HistoryRow, Stamp
-from schema_registry.introspect import introspect
+from schema_registry.introspect import OBJECTS_SQL, introspect
 from schema_registry.model import Model, Schema
 from schema_registry.plan import Plan, Refusal, make_plan
 from schema_registry.registry import Registry, Version, version_key
 
+FOREIGN_KEY_CHECK: Final = "PRAGMA foreign_key_check"
 Status = Literal["up_to_date", "applied", "out_of_date", "drifted"]
 
 
@@ -85,10 +86,8 @@ async def check(
     schema cookie, no table is read at all, which spares SQLite parsing the schema.
     """
     cookie = await db.schema_cookie()
-    if is_current(known, target, cookie):
-        return True, None, cookie
-    head = await history.newest(db)
-    return is_current(head.stamp if head else None, target, cookie), head, cookie
+    current, head = await _current(db, target, known, cookie)
+    return current, head, cookie
 
 
 async def sync(
@@ -105,14 +104,27 @@ async def sync(
 
     With apply=False nothing is written: the result says what would run (the dry run).
     `fresh` says the database was created just now, so the up-to-date check is skipped
-    (on a server, two round trips); the transaction re-reads the state all the same.
+    (on a server, a round trip); the transaction re-reads the state all the same.
     """
     started = time.perf_counter()
     version = _target(registry, target)
+    context = context or SyncContext()
     if fresh and apply:
-        result = await _apply(db, registry, version, None, context or SyncContext())
+        result = await _apply(db, registry, version, None, context)
         return msgspec.structs.replace(result, duration_ms=_ms(started))
-    current, head, cookie = await check(db, version, known)
+    cookie = await db.schema_cookie()
+    if (
+        apply
+        and known is not None
+        and known.cookie == cookie
+        and not is_current(known, version, cookie)
+    ):
+        # The mirror is exact (the cookie moves with every schema change), so it says
+        # where the database starts without reading its history: the transaction re-reads
+        # that all the same, and a concurrent upgrade only leaves less to do.
+        result = await _apply(db, registry, version, known.version, context)
+        return msgspec.structs.replace(result, duration_ms=_ms(started))
+    current, head = await _current(db, version, known, cookie)
     if current:
         stamp = Stamp(version=version.version, content_hash=version.content_hash, cookie=cookie)
         return SyncResult(
@@ -126,47 +138,37 @@ async def sync(
     if not apply:
         result = await _verify(db, registry, version, head)
     else:
-        result = await _apply(db, registry, version, head, context or SyncContext())
+        result = await _apply(db, registry, version, _from_version(head, target=version), context)
     return msgspec.structs.replace(result, duration_ms=_ms(started))
 
 
 async def _apply(
-    db: Database, registry: Registry, target: Version, head: HistoryRow | None, context: SyncContext
+    db: Database,
+    registry: Registry,
+    target: Version,
+    from_version: str | None,
+    context: SyncContext,
 ) -> SyncResult:
-    """One write transaction; foreign keys off around it when migration scripts will run.
+    """One write transaction, with foreign keys off when migration scripts may run.
 
-    PRAGMA foreign_keys is a no-op inside a transaction, so this is decided from the history
-    read before BEGIN; a concurrent upgrade can only leave fewer migrations to run.
+    SQLite's table rebuilds need them off (see the module's docstring); whether scripts
+    run is decided from where the database was before BEGIN, and a concurrent upgrade can
+    only leave fewer of them to run.
     """
-    migrations = _migrations(registry, _from_version(registry, head, target), target)
-    relax = bool(migrations) and await _foreign_keys_on(db)
-    if relax:
-        await db.execute("PRAGMA foreign_keys = OFF")
-    try:
-        async with db.transaction() as tx:
-            result = await _upgrade(tx, registry, target, context, check_foreign_keys=relax)
-            if result.status in ("applied", "up_to_date"):
-                await tx.commit()
-    finally:
-        if relax:
-            await db.execute("PRAGMA foreign_keys = ON")
-    return result
+    scripts = bool(_migrations(registry, from_version, target))
+    async with db.transaction(foreign_keys=not scripts) as tx:
+        return await _upgrade(tx, registry, target, context, scripts=scripts)
 
 
-async def _foreign_keys_on(session: Session) -> bool:
-    rows = await session.fetch("PRAGMA foreign_keys")
-    return bool(rows and rows[0][0])
-
-
-async def _foreign_key_violations(session: Session) -> Counter[tuple[str, str]]:
-    """Rows pointing at a missing parent, counted per (table, parent table)."""
-    rows = await session.fetch("PRAGMA foreign_key_check")
+def _violations(rows: list[Row]) -> Counter[tuple[str, str]]:
+    """PRAGMA foreign_key_check's rows pointing at a missing parent, counted per (table,
+    parent table)."""
     return Counter((str(row[0]), str(row[2])) for row in rows)
 
 
-async def _refuse_new_orphans(session: Session, before: Counter[tuple[str, str]]) -> None:
+def _refuse_new_orphans(before: list[Row], after: list[Row]) -> None:
     """Fail the sync if migration scripts left rows pointing at missing parents."""
-    broken = await _foreign_key_violations(session) - before
+    broken = _violations(after) - _violations(before)
     if broken:
         (table, parent), count = next(iter(broken.items()))
         raise SyncError(
@@ -216,7 +218,18 @@ def _target(registry: Registry, target: str | None) -> Version:
     return version
 
 
-def _from_version(registry: Registry, head: HistoryRow | None, target: Version) -> str | None:
+async def _current(
+    db: Database, target: Version, known: Stamp | None, cookie: int
+) -> tuple[bool, HistoryRow | None]:
+    """Whether the database is at `target` unchanged, and its newest history row (None
+    when the mirror `known` already said so)."""
+    if is_current(known, target, cookie):
+        return True, None
+    head = await history.newest(db)
+    return is_current(head.stamp if head else None, target, cookie), head
+
+
+def _from_version(head: HistoryRow | None, *, target: Version) -> str | None:
     if head is None:
         return None
     if version_key(head.version) > target.key:
@@ -231,7 +244,7 @@ async def _verify(
     db: Database, registry: Registry, target: Version, head: HistoryRow | None
 ) -> SyncResult:
     """What a sync would do, without writing anything."""
-    from_version = _from_version(registry, head, target)
+    from_version = _from_version(head, target=target)
     plan = plan_for(await introspect(db), target)
     warnings = tuple(f"optional: {s.describe()}" for s in plan.optional)
     pending_migrations = bool(_migrations(registry, from_version, target))
@@ -281,47 +294,54 @@ def _migrations(
 
 
 async def _upgrade(
-    tx: Session,
-    registry: Registry,
-    target: Version,
-    context: SyncContext,
-    *,
-    check_foreign_keys: bool = False,
+    tx: Transaction, registry: Registry, target: Version, context: SyncContext, *, scripts: bool
 ) -> SyncResult:
-    """Inside the write transaction: re-read the state, apply, verify, record.
+    """Inside the write transaction: re-read the state, apply, verify, record, commit.
 
-    With `check_foreign_keys` (the scripts run with foreign keys off), rows the scripts
-    leave pointing nowhere fail the sync; violations that were there before do not.
+    Each step is one batch (one round trip on a server): the state, then each plan with
+    its script and the schema it leaves, then the history rows with COMMIT. With
+    `scripts` (foreign keys are off), rows the scripts leave pointing nowhere fail the
+    sync; violations that were there before do not.
     """
-    head = await history.newest(tx)
-    from_version = _from_version(registry, head, target)
+    # The history table is made first so its newest row can be read in the same batch; a
+    # sync that does not commit takes it away again.
+    state = [(history.HISTORY_DDL, ()), (history.NEWEST_SQL, ()), (OBJECTS_SQL, ())]
+    state += [(FOREIGN_KEY_CHECK, ())] if scripts else []
+    reads = await tx.fetch_many(state)
+    head = next(iter(history.parse(reads[1])), None)
+    violations_before = reads[3] if scripts else []
+    actual = await introspect(tx, reads[2])
+    from_version = _from_version(head, target=target)
     passed = _passed(registry, from_version, target)
     migrating = _migrations(registry, from_version, target)
-    checking = check_foreign_keys and bool(migrating)
-    violations_before = await _foreign_key_violations(tx) if checking else Counter()
-    actual = await introspect(tx)
+    checking = scripts and bool(migrating)
+    violations_after: list[Row] | None = None
     applied: list[str] = []
     statements: list[str] = []
     # Straight to the target, except that a version with a migration script is reached
     # first, so its script runs against the schema it was written for.
     for stop in [*(v for v in migrating if v is not target), target]:
         plan = plan_for(actual, stop)
-        # One batch per plan and per script: a single round trip on a server.
         script = [step.sql() for step in plan.steps]
         script += list(stop.migration) if stop in migrating else []
-        if script:
-            await tx.fetch_many([(statement, ()) for statement in script])
         applied += [step.describe() for step in plan.steps]
         statements += script
-        if plan.steps or stop in migrating:
-            actual = await introspect(tx)
+        if not script:
+            continue
+        after = [(OBJECTS_SQL, ())]
+        after += [(FOREIGN_KEY_CHECK, ())] if checking and stop is target else []
+        results = await tx.fetch_many([(statement, ()) for statement in script] + after)
+        actual = await introspect(tx, results[len(script)])
+        violations_after = results[-1] if len(after) == 2 else violations_after
     final = plan_for(actual, target)
     if final.steps:
         raise SyncError(
             f"after applying, {final.steps[0].describe()} is still missing; rolled back"
         )
     if checking:
-        await _refuse_new_orphans(tx, violations_before)
+        if violations_after is None:
+            violations_after = await tx.fetch(FOREIGN_KEY_CHECK)
+        _refuse_new_orphans(violations_before, violations_after)
     base = SyncResult(
         status="drifted" if final.drift else "applied",
         from_version=from_version,
@@ -332,12 +352,12 @@ async def _upgrade(
         extras=final.extras,
     )
     if final.drift:
-        return base  # the caller rolls back: all of the version or none of it
+        return base  # rolled back when the transaction closes: all of the version or none
     return await _record(tx, result=base, head=head, passed=passed, target=target, context=context)
 
 
 async def _record(
-    tx: Session,
+    tx: Transaction,
     *,
     result: SyncResult,
     head: HistoryRow | None,
@@ -345,10 +365,10 @@ async def _record(
     target: Version,
     context: SyncContext,
 ) -> SyncResult:
+    """Write the history rows and commit, in one batch."""
     if not result.statements and head is not None and _recorded(head, target):
         # Someone changed the schema and it still matches: re-arm the fast path only.
-        cookie = await history.schema_cookie(tx)
-        await history.update_cookie(tx, head.id, cookie)
+        cookie = history.cookie_of(await tx.commit(history.rearm_statements(head.id)))
         stamp = Stamp(version=target.version, content_hash=target.content_hash, cookie=cookie)
         return msgspec.structs.replace(result, status="up_to_date", stamp=stamp)
     applied_at = _now()
@@ -368,6 +388,6 @@ async def _record(
         )
         for version in recorded
     ]
-    cookie = await history.record(tx, rows)
+    cookie = history.cookie_of(await tx.commit(history.record_statements(rows)))
     stamp = Stamp(version=target.version, content_hash=target.content_hash, cookie=cookie)
     return msgspec.structs.replace(result, recorded=tuple(v.version for v in recorded), stamp=stamp)

@@ -46,11 +46,13 @@ async def sync_one(
 
 async def _still_current(tenants: TenantService, record: TenantRecord, job: Job) -> bool:
     """The catalog says current at the target and the file's header agrees."""
-    known = record.stamp
-    if job.target != tenants.registry.current.version or record.status != "current":
+    known, registry = record.stamp, tenants.registry
+    target = registry.current
+    if job.target != target.version or record.status != "current" or known is None:
         return False
-    backend, registry = tenants.backend, tenants.registry
-    return known is not None and await backend.check(record.location, registry, known) == known
+    if (known.version, known.content_hash) != (target.version, target.content_hash):
+        return False  # behind the target by the catalog: the sync reads the rest
+    return await tenants.backend.check(record.location, registry, known) == known
 
 
 def _classify(

@@ -41,6 +41,8 @@ class NamespaceMissing(HranaError):
 
 
 BUSY_DELAYS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
+_FK_OFF: tuple[str, Sequence[Value]] = ("PRAGMA foreign_keys = OFF", ())
+_FK_ON: tuple[str, Sequence[Value]] = ("PRAGMA foreign_keys = ON", ())  # sqld's default
 
 
 def namespace_header(namespace: str) -> str:
@@ -82,12 +84,15 @@ def _statement(sql: str, params: Sequence[Value]) -> dict[str, Any]:
     return {"type": "execute", "stmt": _stmt(sql, params)}
 
 
-def _batch(statements: Sequence[tuple[str, Sequence[Value]]]) -> dict[str, Any]:
+def _batch(
+    statements: Sequence[tuple[str, Sequence[Value]]], *, rollback_on_error: bool = False
+) -> dict[str, Any]:
     """One Hrana batch: each step runs only if the one before succeeded.
 
     sqld runs a batch as one request, about twice as fast as the same statements as
     separate pipeline requests. (Not `sequence`: sqld 0.24 skipped a statement that did
-    not parse and carried on.)
+    not parse and carried on.) With `rollback_on_error`, a last step rolls the open
+    transaction back when the statements did not all succeed.
     """
     steps: list[dict[str, Any]] = []
     for index, (sql, params) in enumerate(statements):
@@ -95,15 +100,19 @@ def _batch(statements: Sequence[tuple[str, Sequence[Value]]]) -> dict[str, Any]:
         if index:
             step["condition"] = {"type": "ok", "step": index - 1}
         steps.append(step)
+    if rollback_on_error and steps:
+        last = {"type": "ok", "step": len(steps) - 1}
+        steps.append({"stmt": _stmt("ROLLBACK", ()), "condition": {"type": "not", "cond": last}})
     return {"type": "batch", "batch": {"steps": steps}}
 
 
 def _batch_rows(response: dict[str, Any], count: int) -> list[list[Row]]:
+    """The rows of a batch's first `count` steps, raising the first step's error."""
     result = response["result"]
-    for index, error in enumerate(result["step_errors"]):
+    for index, error in enumerate(result["step_errors"][:count]):
         if error is not None:
             raise HranaError(str(error.get("message")), error.get("code"), step=index)
-    steps = result["step_results"]
+    steps = result["step_results"][:count]
     if len(steps) != count or any(step is None for step in steps):
         raise HranaError("sqld skipped statements of a batch without saying why")
     return [[tuple(_from_value(c) for c in row) for row in step["rows"]] for step in steps]
@@ -168,60 +177,92 @@ def _rows(response: dict[str, Any]) -> list[Row]:
 
 
 class HranaTransaction:
-    """A write transaction on one Hrana stream; rolls back unless committed."""
+    """A write transaction on one Hrana stream; rolls back unless committed.
 
-    def __init__(self, http: HranaHttp, namespace: str) -> None:
+    Every call is one batch in one request. BEGIN (and the foreign-keys PRAGMA before it)
+    lead the first batch as its first steps, so nothing runs outside the transaction if
+    BEGIN is refused; a BEGIN refused because another stream writes is tried again.
+    """
+
+    def __init__(self, http: HranaHttp, namespace: str, *, foreign_keys: bool = True) -> None:
         self._http = http
         self._namespace = namespace
         self._baton: str | None = None
         self._base_url: str | None = None
-        self._begin = False
+        self._lead: list[tuple[str, Sequence[Value]]] = [] if foreign_keys else [_FK_OFF]
+        self._lead.append(("BEGIN IMMEDIATE", ()))
+        # Runs after the transaction on its stream, whether it committed or not.
+        self._after = [] if foreign_keys else [_statement(*_FK_ON)]
         self.committed = False
 
-    async def _send(self, requests: list[dict[str, Any]]) -> list[Any]:
-        if self._begin:
-            # BEGIN rides with the first statements: one round trip fewer per transaction.
-            requests = [_statement("BEGIN IMMEDIATE", ()), *requests]
-        self._baton, base_url, results = await self._http.pipeline(
-            self._namespace, requests, self._baton, self._base_url
-        )
-        self._base_url = base_url or self._base_url
-        if self._begin:
-            self._begin = False
-            results = results[1:]
-        return results
-
-    async def begin(self) -> None:
-        self._begin = True
+    async def _run(
+        self,
+        statements: Sequence[tuple[str, Sequence[Value]]],
+        *,
+        close: bool = False,
+        rollback_on_error: bool = False,
+    ) -> list[list[Row]]:
+        lead, self._lead = self._lead, []
+        steps = [*lead, *statements]
+        requests = [_batch(steps, rollback_on_error=rollback_on_error)]
+        if close:
+            requests += [*self._after, {"type": "close"}]
+        for delay in (*BUSY_DELAYS, None):
+            self._baton, base_url, results = await self._http.pipeline(
+                self._namespace, requests, self._baton, self._base_url
+            )
+            self._base_url = base_url or self._base_url
+            try:
+                return _batch_rows(results[0], len(steps))[len(lead) :]
+            except HranaError as exc:
+                refused = exc.busy and exc.step < len(lead)  # BEGIN refused: nothing ran
+                if delay is None or not refused:
+                    raise
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     async def fetch(self, sql: str, params: Sequence[Value] = ()) -> list[Row]:
-        return _rows((await self._send([_statement(sql, params)]))[0])
+        return (await self._run([(sql, params)]))[0]
 
     async def execute(self, sql: str, params: Sequence[Value] = ()) -> None:
-        await self._send([_statement(sql, params)])
+        await self._run([(sql, params)])
 
     async def fetch_many(
         self, statements: Sequence[tuple[str, Sequence[Value]]]
     ) -> list[list[Row]]:
         if not statements:
             return []
-        return _batch_rows((await self._send([_batch(statements)]))[0], len(statements))
+        return await self._run(statements)
 
-    async def commit(self) -> None:
-        if self._begin:  # nothing ran: nothing to commit
-            self._begin = False
+    async def commit(
+        self, statements: Sequence[tuple[str, Sequence[Value]]] = ()
+    ) -> list[list[Row]]:
+        """The statements, COMMIT and closing the stream in one request; a failing
+        statement rolls back in the same batch."""
+        if self._lead and not statements:  # nothing ran: nothing to commit
+            self._lead = []
             self.committed = True
-            return
-        await self._send([_statement("COMMIT", ()), {"type": "close"}])
+            return []
+        try:
+            rows = await self._run(
+                [*statements, ("COMMIT", ())], close=True, rollback_on_error=True
+            )
+        finally:
+            self._baton = None  # closed by the same request
         self.committed = True
-        self._baton = None
+        return rows[:-1]
 
     async def abandon(self) -> None:
-        self._begin = False
+        self._lead = []
         if self._baton is not None:
             # If this fails the stream times out on sqld's side and rolls back there.
             with contextlib.suppress(HranaError):
-                await self._send([_statement("ROLLBACK", ()), {"type": "close"}])
+                await self._http.pipeline(
+                    self._namespace,
+                    [_statement("ROLLBACK", ()), *self._after, {"type": "close"}],
+                    self._baton,
+                    self._base_url,
+                )
             self._baton = None
 
 
@@ -268,9 +309,8 @@ class HranaDatabase:
         return _batch_rows(results[0], len(statements))
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[HranaTransaction]:
-        tx = HranaTransaction(self.http, self.namespace)
-        await tx.begin()
+    async def transaction(self, *, foreign_keys: bool = True) -> AsyncIterator[HranaTransaction]:
+        tx = HranaTransaction(self.http, self.namespace, foreign_keys=foreign_keys)
         try:
             yield tx
         finally:

@@ -37,9 +37,17 @@ class _ThreadSession:
     ) -> list[list[Row]]:
         return await self._owner.fetch_many(statements)
 
-    async def commit(self) -> None:
-        await self._owner.execute("COMMIT")
+    async def commit(
+        self, statements: Sequence[tuple[str, Sequence[Value]]] = ()
+    ) -> list[list[Row]]:
+        def run(conn: sqlite3.Connection) -> list[list[Row]]:
+            rows = [conn.execute(s, p).fetchall() for s, p in statements]
+            conn.execute("COMMIT")
+            return rows
+
+        rows = await self._owner.run(run)
         self.committed = True
+        return rows
 
 
 class ThreadedSqlite:
@@ -51,7 +59,7 @@ class ThreadedSqlite:
         self._conn: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()  # one transaction at a time on the one connection
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
             if self._conn is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,10 +75,10 @@ class ThreadedSqlite:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     async def fetch(self, sql: str, params: Sequence[Value] = ()) -> list[Row]:
-        return await self._run(lambda c: c.execute(sql, params).fetchall())
+        return await self.run(lambda c: c.execute(sql, params).fetchall())
 
     async def execute(self, sql: str, params: Sequence[Value] = ()) -> None:
-        await self._run(lambda c: c.execute(sql, params))
+        await self.run(lambda c: c.execute(sql, params))
 
     async def fetch_many(
         self, statements: Sequence[tuple[str, Sequence[Value]]]
@@ -90,18 +98,26 @@ class ThreadedSqlite:
                 raise
             return rows
 
-        return await self._run(run)
+        return await self.run(run)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_ThreadSession]:
+    async def transaction(self, *, foreign_keys: bool = True) -> AsyncIterator[_ThreadSession]:
         async with self._lock:
-            await self.execute("BEGIN IMMEDIATE")
-            tx = _ThreadSession(self)
+            if not foreign_keys:
+                await self.execute("PRAGMA foreign_keys = OFF")
             try:
-                yield tx
+                await self.execute("BEGIN IMMEDIATE")
+                tx = _ThreadSession(self)
+                try:
+                    yield tx
+                finally:
+                    if not tx.committed:
+                        await self.run(
+                            lambda c: c.execute("ROLLBACK") if c.in_transaction else None
+                        )
             finally:
-                if not tx.committed:
-                    await self._run(lambda c: c.execute("ROLLBACK") if c.in_transaction else None)
+                if not foreign_keys:
+                    await self.execute("PRAGMA foreign_keys = ON")
 
     async def schema_cookie(self) -> int:
         rows = await self.fetch("PRAGMA schema_version")
@@ -113,5 +129,5 @@ class ThreadedSqlite:
             self._conn = None
 
         if self._conn is not None:
-            await self._run(shut)
+            await self.run(shut)
         self._executor.shutdown(wait=True)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from enginekit import (
+    REBUILD_V1,
+    REBUILDS,
     SEED000,
     V,
     cookie_of,
@@ -414,52 +416,6 @@ def test_missing_optional_table_is_a_warning_when_verifying_and_created_when_syn
     )
     assert result.status == "applied"
     assert schema_of(db).table("rate_limit_violations") is not None
-
-
-REBUILD_V1 = """
-CREATE TABLE parent (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
-CREATE TABLE child (
-    id INTEGER PRIMARY KEY,
-    parent_id INTEGER NOT NULL REFERENCES parent(id) ON DELETE CASCADE,
-    amount INTEGER NOT NULL
-);
-CREATE INDEX ix_child_parent ON child(parent_id);
-"""
-# SQLite's 12-step rebuild (https://www.sqlite.org/lang_altertable.html#otheralter) of a
-# table changing a column type, once for a table that references another, once for a table
-# that others reference (where ON DELETE CASCADE would empty the children if the sync left
-# foreign keys on while the script runs).
-REBUILD_CHILD = """
-PRAGMA defer_foreign_keys = ON;
-CREATE TABLE child_new (
-    id INTEGER PRIMARY KEY,
-    parent_id INTEGER NOT NULL REFERENCES parent(id) ON DELETE CASCADE,
-    amount TEXT NOT NULL
-);
-INSERT INTO child_new (id, parent_id, amount) SELECT id, parent_id, printf('%d', amount) FROM child;
-DROP TABLE child;
-ALTER TABLE child_new RENAME TO child;
-CREATE INDEX ix_child_parent ON child(parent_id);
-"""
-REBUILD_PARENT = """
-PRAGMA defer_foreign_keys = ON;
-CREATE TABLE parent_new (id INTEGER PRIMARY KEY, name VARCHAR(40) NOT NULL);
-INSERT INTO parent_new (id, name) SELECT id, name FROM parent;
-DROP TABLE parent;
-ALTER TABLE parent_new RENAME TO parent;
-"""
-REBUILDS = [
-    (
-        REBUILD_V1.replace("amount INTEGER NOT NULL", "amount TEXT NOT NULL"),
-        REBUILD_CHILD,
-        [(1, 1, "10", "text"), (2, 1, "20", "text"), (3, 2, "30", "text")],
-    ),
-    (
-        REBUILD_V1.replace("name TEXT NOT NULL", "name VARCHAR(40) NOT NULL"),
-        REBUILD_PARENT,
-        [(1, 1, 10, "integer"), (2, 1, 20, "integer"), (3, 2, 30, "integer")],
-    ),
-]
 
 
 def _rebuild_registry(tmp_path: Path, v2: str, migration: str) -> tuple[Registry, Path]:
