@@ -112,18 +112,12 @@ async def sync(
     if fresh and apply:
         result = await _apply(db, registry, version, None, context)
         return msgspec.structs.replace(result, duration_ms=_ms(started))
-    cookie = await db.schema_cookie()
-    if (
-        apply
-        and known is not None
-        and known.cookie == cookie
-        and not is_current(known, version, cookie)
-    ):
-        # The mirror is exact (the cookie moves with every schema change), so it says
-        # where the database starts without reading its history: the transaction re-reads
-        # that all the same, and a concurrent upgrade only leaves less to do.
+    if apply and known is not None and not _recorded(known, version):
+        # The mirror says the database is behind: straight to the transaction, which
+        # reads where it really is (on a server, a round trip less than checking first).
         result = await _apply(db, registry, version, known.version, context)
         return msgspec.structs.replace(result, duration_ms=_ms(started))
+    cookie = await db.schema_cookie()
     current, head = await _current(db, version, known, cookie)
     if current:
         stamp = Stamp(version=version.version, content_hash=version.content_hash, cookie=cookie)
@@ -149,15 +143,24 @@ async def _apply(
     from_version: str | None,
     context: SyncContext,
 ) -> SyncResult:
-    """One write transaction, with foreign keys off when migration scripts may run.
+    """One write transaction, with foreign keys off when migration scripts run.
 
-    SQLite's table rebuilds need them off (see the module's docstring); whether scripts
-    run is decided from where the database was before BEGIN, and a concurrent upgrade can
-    only leave fewer of them to run.
+    SQLite's table rebuilds need them off (see the module's docstring), and that must be
+    set before BEGIN: it is decided from where the database is thought to be
+    (`from_version`). A transaction that finds scripts to run after all starts again with
+    them off.
     """
     scripts = bool(_migrations(registry, from_version, target))
-    async with db.transaction(foreign_keys=not scripts) as tx:
-        return await _upgrade(tx, registry, target, context, scripts=scripts)
+    try:
+        async with db.transaction(foreign_keys=not scripts) as tx:
+            return await _upgrade(tx, registry, target, context, scripts=scripts)
+    except _ScriptsAfterAll:
+        async with db.transaction(foreign_keys=False) as tx:
+            return await _upgrade(tx, registry, target, context, scripts=True)
+
+
+class _ScriptsAfterAll(Exception):
+    """The database is further behind than thought, and migration scripts must run."""
 
 
 def _violations(rows: list[Row]) -> Counter[tuple[str, str]]:
@@ -267,7 +270,7 @@ async def _verify(
     )
 
 
-def _recorded(head: HistoryRow | None, target: Version) -> bool:
+def _recorded(head: HistoryRow | Stamp | None, target: Version) -> bool:
     return head is not None and (head.version, head.content_hash) == (
         target.version,
         target.content_hash,
@@ -314,7 +317,9 @@ async def _upgrade(
     from_version = _from_version(head, target=target)
     passed = _passed(registry, from_version, target)
     migrating = _migrations(registry, from_version, target)
-    checking = scripts and bool(migrating)
+    if migrating and not scripts:
+        raise _ScriptsAfterAll  # the transaction rolls back: it has changed nothing yet
+    checking = bool(migrating)
     violations_after: list[Row] | None = None
     applied: list[str] = []
     statements: list[str] = []

@@ -447,6 +447,38 @@ def test_migration_rebuilding_a_table_resolves_its_drift_and_keeps_every_row(
     assert query(db, "PRAGMA integrity_check") == [("ok",)]
 
 
+def test_a_stale_mirror_that_hides_a_migration_still_gets_foreign_keys_off(
+    tmp_path: Path,
+) -> None:
+    # The catalog believes the database is past the rebuild of `parent`; it is not. The
+    # sync trusts the mirror to skip reading the history first, so its transaction must
+    # find out and start again with foreign keys off (or DROP TABLE parent would cascade).
+    v2, migration, children = REBUILDS[1]
+    registry = make_registry(
+        tmp_path / "registry",
+        V("1.0.0", REBUILD_V1),
+        V("1.1.0", v2, migration),
+        V("1.2.0", v2 + "CREATE TABLE notes (id INTEGER PRIMARY KEY);"),
+    )
+    db = at_version(tmp_path / "user.db", registry, "1.0.0")
+    execute_script(
+        db,
+        "INSERT INTO parent VALUES (1, 'a'), (2, 'b');"
+        "INSERT INTO child (parent_id, amount) VALUES (1, 10), (1, 20), (2, 30);",
+    )
+    stale = Stamp(version="1.1.0", content_hash=registry.versions[1].content_hash, cookie=0)
+
+    result = run_sync(db, registry, known=stale)
+
+    assert (result.status, result.from_version, result.recorded) == (
+        "applied",
+        "1.0.0",
+        ("1.1.0", "1.2.0"),
+    )
+    assert query(db, "SELECT id, parent_id, amount, typeof(amount) FROM child") == children
+    assert query(db, "PRAGMA foreign_key_check") == []
+
+
 def test_foreign_keys_are_back_on_after_a_sync_that_ran_migrations(tmp_path: Path) -> None:
     registry, db_path = _rebuild_registry(tmp_path, *REBUILDS[1][:2])
     db = SqliteDatabase.open(db_path)
