@@ -195,12 +195,15 @@ def sqld_binary() -> Path:
     return Path(dev.ensure_sqld())
 
 
-def sqld_settings(sqld: Any, key: Path, data_dir: Path, check_ttl: float = 0.0) -> Settings:
+def sqld_settings(
+    sqld: Any, key: Path, data_dir: Path, held_streams: int, check_ttl: float = 0.0
+) -> Settings:
     """No check TTL unless asked: every returning user's check goes to sqld."""
     return load_settings(
         {},
         backend="sqld",
         sqld_check_ttl=check_ttl,
+        sqld_held_streams=held_streams,
         sqld_url=(sqld.url,),
         sqld_admin_url=(sqld.admin_url,),
         sqld_jwt_key_file=str(key),
@@ -240,6 +243,7 @@ def server_env(settings: Settings) -> dict[str, str]:
             TENANTDB_SQLD_JWT_KEY_FILE=settings.sqld_jwt_key_file or "",
             TENANTDB_PUBLIC_URL_TEMPLATE=settings.public_url_template or "",
             TENANTDB_SQLD_CHECK_TTL=str(settings.sqld_check_ttl),
+            TENANTDB_SQLD_HELD_STREAMS=str(settings.sqld_held_streams),
         )
     return env
 
@@ -279,21 +283,33 @@ _CATALOG_LABELS: tuple[tuple[str, str], ...] = (
 
 
 def label_round_trip(namespace: str, requests: list[dict[str, Any]], baton: str | None) -> str:
+    """What a pipeline request does: its first statement that is not BEGIN or the
+    foreign-keys PRAGMA before it; "tx: " for a transaction's batches, "held: " for a read
+    on a stream held open for a returning user's check."""
     sqls = [r["stmt"]["sql"] for r in requests if r.get("type") == "execute"]
-    first = " ".join(sqls[0].split()) if sqls else str(requests[0].get("type"))
+    for request in requests:
+        if request.get("type") == "batch":
+            sqls += [step["stmt"]["sql"] for step in request["batch"]["steps"]]
+    begins = any(sql.startswith("BEGIN") for sql in sqls)
+    work = [sql for sql in sqls if not sql.startswith(("BEGIN", "PRAGMA foreign_keys ="))]
+    first = " ".join(work[0].split()) if work else str(requests[0].get("type"))
     if namespace == CATALOG_NS:
         found = next((name for needle, name in _CATALOG_LABELS if needle in first), None)
         return found or f"catalog: {first[:40]}"
-    in_tx = baton is not None or first.startswith("BEGIN")
-    if len(sqls) > 3:
-        name = f"plan DDL ({len(sqls)} statements, one pipeline)"
+    batch = any(r.get("type") == "batch" for r in requests)
+    in_tx = begins or (baton is not None and batch)
+    if len(work) > 8:
+        name = f"plan DDL ({len(work)} statements, one batch)"
     else:
         name = next((name for needle, name in _LABELS if needle in first), first[:40])
-    return f"tx: {name}" if in_tx else name
+        name += f" (+{len(work) - 1})" if len(work) > 1 else ""
+    if in_tx:
+        return f"tx: {name}"
+    return f"held: {name}" if baton is not None else name
 
 
 class Recorder:
-    """Counts and times every Hrana pipeline and admin API call this process makes while
+    """Counts and times every Hrana pipeline request and admin API call this process makes while
     installed, and the TenantService stages (the service code itself is not changed)."""
 
     def __init__(self) -> None:
@@ -307,10 +323,10 @@ class Recorder:
 
     @contextlib.contextmanager
     def installed(self, service: TenantService) -> Iterator[Recorder]:
-        original_pipeline = HranaHttp.pipeline
+        original_exchange = HranaHttp.exchange
         recorder = self
 
-        async def pipeline(
+        async def exchange(
             http: HranaHttp,
             namespace: str,
             requests: list[dict[str, Any]],
@@ -319,12 +335,12 @@ class Recorder:
         ) -> tuple[str | None, str | None, list[Any]]:
             started = time.perf_counter()
             try:
-                return await original_pipeline(http, namespace, requests, baton, base_url)
+                return await original_exchange(http, namespace, requests, baton, base_url)
             finally:
                 label = label_round_trip(namespace, requests, baton)
                 recorder.calls.append((label, _ms(started)))
 
-        setattr(HranaHttp, "pipeline", pipeline)  # noqa: B010 - mypy would refuse the method
+        setattr(HranaHttp, "exchange", exchange)  # noqa: B010 - mypy would refuse the method
         self._time(service.catalog, "get", "catalog.get")
         self._time(service.catalog, "put", "catalog.put")
         self._time(service.catalog, "record_audit", "catalog.record_audit")
@@ -335,7 +351,7 @@ class Recorder:
         try:
             yield self
         finally:
-            setattr(HranaHttp, "pipeline", original_pipeline)  # noqa: B010
+            setattr(HranaHttp, "exchange", original_exchange)  # noqa: B010
             for undo in reversed(self._undo):
                 undo()
             self._undo = []
@@ -554,7 +570,7 @@ async def provisioning(
 ) -> dict[str, Any]:
     """Every variant once per iteration, the order rotating, so drift hits all alike."""
     async with (
-        open_runtime(sqld_settings(sqld, key, work / "inproc-sqld")) as sqld_svc,
+        open_runtime(sqld_settings(sqld, key, work / "inproc-sqld", args.held_streams)) as sqld_svc,
         open_runtime(local_settings(work / "inproc-local")) as local_svc,
     ):
         prov = Provisioning(sqld_svc, local_svc, sqld, key)
@@ -661,7 +677,7 @@ async def profile(args: argparse.Namespace, sqld: Any, key: Path, work: Path) ->
     """Round trips and stages per operation, separate from the timed pass."""
     out: dict[str, Any] = {}
     async with (
-        open_runtime(sqld_settings(sqld, key, work / "inproc-sqld")) as sqld_svc,
+        open_runtime(sqld_settings(sqld, key, work / "inproc-sqld", args.held_streams)) as sqld_svc,
         open_runtime(local_settings(work / "inproc-local")) as local_svc,
     ):
         for kind, svc in (("sqld", sqld_svc), ("local", local_svc)):
@@ -900,12 +916,14 @@ class HttpBench:
             bench_api.Server(
                 "sqld",
                 [*cmd, str(bench_api.free_port())],
-                server_env(sqld_settings(sqld, key, work / "http-sqld")),
+                server_env(sqld_settings(sqld, key, work / "http-sqld", args.held_streams)),
                 work,
             ),
         ]
         if args.check_ttl:
-            env = server_env(sqld_settings(sqld, key, work / "http-sqld", args.check_ttl))
+            env = server_env(
+                sqld_settings(sqld, key, work / "http-sqld", args.held_streams, args.check_ttl)
+            )
             self.servers.append(
                 bench_api.Server("sqld-ttl", [*cmd, str(bench_api.free_port())], env, work)
             )
@@ -1048,7 +1066,6 @@ def suggestions(results: dict[str, Any]) -> list[str]:
     def count(*labels: str) -> float:
         return round(float(sum(rts[x]["per_op"] for x in labels if x in rts)), 2)
 
-    pre = ("schema cookie (PRAGMA schema_version)", "history: table exists?")
     catalog = ("catalog: read row", "catalog: write row", "catalog: audit row")
     ddl = next((k for k in rts if k.startswith("tx: plan DDL")), "")
     in_tx = [k for k in rts if k.startswith("tx: ") and k != ddl]
@@ -1064,13 +1081,11 @@ def suggestions(results: dict[str, Any]) -> list[str]:
         f"{v['floor_ddl_pipeline']['median']:.1f} ms as a pipeline of executes and "
         f"{v['floor_ddl_batch']['median']:.1f} ms as one batch (in the service, "
         f"{rts[ddl]['median_ms'] if ddl else 0:.1f} ms). " + _sequence_note(results),
-        f"Skip check() before the transaction when the namespace was just created "
-        f"(created=True: it is empty): {count(*pre):g} round trips, {ms(*pre):.1f} ms.",
         f"Inside the transaction, {sum(rts[k]['per_op'] for k in in_tx):g} round trips besides "
-        f"the DDL ({', '.join(in_tx)}): {ms(*in_tx):.1f} ms. history.newest is 2 (exists? + "
-        "select), introspect runs before and after the DDL, and history DDL, cookie, row and "
-        "COMMIT are one each; for a known-empty namespace they can ride in the DDL's batch "
-        "(the row can take the cookie from `(SELECT schema_version FROM pragma_schema_version)`).",
+        f"the DDL ({', '.join(in_tx)}): {ms(*in_tx):.1f} ms. The engine sends the state read "
+        "(BEGIN, history table and newest row, sqlite_schema) and the history rows with "
+        "COMMIT as one batch each; a cache miss on the new schema costs one more "
+        "(introspect's pragmas).",
         f"Catalog: {count(*catalog):g} round trips, {ms(*catalog):.1f} ms per new user (get, "
         "get(fresh=True) under the lock, put, audit): the fresh read right after a miss and "
         "the separate audit insert can go (row + audit in one pipeline).",
@@ -1087,7 +1102,8 @@ def suggestions(results: dict[str, Any]) -> list[str]:
     cpu_s, cpu_l = prof["returning_cpu"], results["profile"]["local"]["returning_cpu"]
     out.append(
         f"Returning user on sqld: {ret['round_trips_per_op']:g} round trip "
-        f"(the schema cookie), {ret['total_ms']['median']:.2f} ms in process vs "
+        f"(the schema cookie, on a stream held open by its baton when one is), "
+        f"{ret['total_ms']['median']:.2f} ms in process vs "
         f"{results['profile']['local']['returning_user']['total_ms']['median']:.2f} ms local; "
         f"CPU per initialize in this process {cpu_s['cpu_us_per_op']:.0f} us vs "
         f"{cpu_l['cpu_us_per_op']:.0f} us local. One Hrana round trip costs "
@@ -1262,6 +1278,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1.0,
         help="a third server with TENANTDB_SQLD_CHECK_TTL at this many seconds (1; 0: none)",
     )
+    parser.add_argument(
+        "--held-streams",
+        type=int,
+        default=1024,
+        help="TENANTDB_SQLD_HELD_STREAMS of the sqld servers (1024, as many idle connections "
+        "as the local backend's TENANTDB_CONNECTION_CACHE keeps by default)",
+    )
     parser.add_argument("--json", type=Path, default=RESULTS, help="results file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
@@ -1296,6 +1319,7 @@ def _meta(args: argparse.Namespace, work: Path, binary: Path, max_active: int) -
         "seconds": args.seconds,
         "rounds": args.rounds,
         "check_ttl_s": args.check_ttl,
+        "held_streams": args.held_streams,
         "dir": str(work),
     }
 
@@ -1319,8 +1343,13 @@ def main(argv: list[str] | None = None) -> int:
     namespaces = 8 * args.new_users + args.profile_users + args.users + 20
     max_active = namespaces + 500
     private, public = sqld_fixture.make_keypair(work, "sqld")
-    sqld = sqld_fixture.SqldServer(work / "sqld", [public], max_active=max_active)
+    # Room for every server's held streams (up to three at a time) and their syncs.
+    connections = 3 * args.held_streams + 256
+    sqld = sqld_fixture.SqldServer(
+        work / "sqld", [public], max_active=max_active, max_connections=connections
+    )
     results: dict[str, Any] = {"meta": _meta(args, work, binary, max_active)}
+    results["meta"]["sqld_max_concurrent_connections"] = connections
     http: HttpBench | None = None
     try:
         sqld.start()

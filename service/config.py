@@ -57,6 +57,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # again (0: every initialize reads the live schema cookie). See SqldBackend.check.
     # A schema changed behind the service's back is noticed at most this much later.
     sqld_check_ttl: float = 0.0
+    # Idle Hrana streams kept open per sqld server for returning users' checks (see
+    # service/backends/streams.py). Each holds one of sqld's --max-concurrent-connections
+    # (default 128): keep it below that, less what syncs and other replicas need.
+    sqld_held_streams: int = 64
     # Runtime
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -186,6 +190,8 @@ def _check_sqld(s: Settings) -> list[str]:
         )
     if s.token_ttl < 60:
         problems.append("TENANTDB_TOKEN_TTL: at least 60 seconds")
+    if s.sqld_held_streams < 0:
+        problems.append("TENANTDB_SQLD_HELD_STREAMS: must be 0 (none) or more")
     if not 0 <= s.sqld_check_ttl <= 60:
         problems.append("TENANTDB_SQLD_CHECK_TTL: from 0 (off) to 60 seconds")
     return problems

@@ -59,11 +59,17 @@ def make_keypair(folder: Path, name: str) -> tuple[Path, Path]:
 
 class SqldServer:
     def __init__(
-        self, folder: Path, public_keys: list[Path], *, max_active: int = MAX_ACTIVE_NAMESPACES
+        self,
+        folder: Path,
+        public_keys: list[Path],
+        *,
+        max_active: int = MAX_ACTIVE_NAMESPACES,
+        max_connections: int | None = None,
     ) -> None:
         self.folder = folder
         self.public_keys = public_keys
         self.max_active = max_active
+        self.max_connections = max_connections  # --max-concurrent-connections (sqld: 128)
         self.port = free_port()
         self.admin_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -98,6 +104,11 @@ class SqldServer:
                 "--max-active-namespaces",
                 str(self.max_active),
                 "--no-welcome",
+                *(
+                    ["--max-concurrent-connections", str(self.max_connections)]
+                    if self.max_connections
+                    else []
+                ),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

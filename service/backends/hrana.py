@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 
 from schema_registry.database import Row, Value
+from service.backends.streams import Held, StreamCache
 
 
 class HranaError(Exception):
@@ -146,6 +147,18 @@ class HranaHttp:
         base_url: str | None = None,
     ) -> tuple[str | None, str | None, list[Any]]:
         """Send requests on a stream; returns (baton, base_url, results), raising on errors."""
+        baton, base_url, results = await self.exchange(namespace, requests, baton, base_url)
+        return baton, base_url, [_response(result) for result in results]
+
+    async def exchange(
+        self,
+        namespace: str,
+        requests: list[dict[str, Any]],
+        baton: str | None = None,
+        base_url: str | None = None,
+    ) -> tuple[str | None, str | None, list[Any]]:
+        """`pipeline`, returning each request's result as sqld sent it, errors included;
+        raises only when the whole request was refused (HranaError with its status)."""
         url = f"{base_url or self.base_url}/v2/pipeline"
         headers = {
             "authorization": f"Bearer {self._token()}",
@@ -163,13 +176,15 @@ class HranaHttp:
                     f"sqld answered {response.status}: {text[:200]}", status=response.status
                 )
             payload = await response.json()
-        results: list[Any] = []
-        for result in payload["results"]:
-            if result["type"] == "error":
-                error = result["error"]
-                raise HranaError(str(error.get("message")), error.get("code"))
-            results.append(result["response"])
-        return payload.get("baton"), payload.get("base_url"), results
+        return payload.get("baton"), payload.get("base_url"), payload["results"]
+
+
+def _response(result: dict[str, Any]) -> Any:
+    """One request's response, or its error raised."""
+    if result["type"] == "error":
+        error = result["error"]
+        raise HranaError(str(error.get("message")), error.get("code"))
+    return result["response"]
 
 
 def _rows(response: dict[str, Any]) -> list[Row]:
@@ -267,11 +282,16 @@ class HranaTransaction:
 
 
 class HranaDatabase:
-    """One namespace behind the engine's Database interface."""
+    """One namespace behind the engine's Database interface.
 
-    def __init__(self, http: HranaHttp, namespace: str) -> None:
+    With `streams`, statements outside transactions run on a stream the cache holds open
+    for this namespace (see service/backends/streams.py); without, each on a new stream.
+    """
+
+    def __init__(self, http: HranaHttp, namespace: str, streams: StreamCache | None = None) -> None:
         self.http = http
         self.namespace = namespace
+        self.streams = streams
 
     async def fetch(self, sql: str, params: Sequence[Value] = ()) -> list[Row]:
         return (await self.fetch_many([(sql, params)]))[0]
@@ -300,13 +320,43 @@ class HranaDatabase:
         self, statements: Sequence[tuple[str, Sequence[Value]]]
     ) -> list[list[Row]]:
         if len(statements) == 1:
-            requests = [_statement(*statements[0]), {"type": "close"}]
-            _, _, results = await self.http.pipeline(self.namespace, requests)
-            return [_rows(results[0])]
-        _, _, results = await self.http.pipeline(
-            self.namespace, [_batch(statements), {"type": "close"}]
-        )
-        return _batch_rows(results[0], len(statements))
+            return [_rows(await self._send(_statement(*statements[0])))]
+        return _batch_rows(await self._send(_batch(statements)), len(statements))
+
+    async def _send(self, request: dict[str, Any]) -> Any:
+        """One request, on a held stream when there is one (or room to keep a new one)."""
+        streams = self.streams
+        if streams is not None:
+            held = streams.take(self.namespace)
+            if held is not None:
+                try:
+                    return await self._on_held(streams, request, held)
+                except HranaError as exc:
+                    if exc.status is None or isinstance(exc, NamespaceMissing):
+                        raise
+                    # sqld no longer knows the stream (it expired, or sqld restarted)
+            if streams.reserve():
+                return await self._on_held(streams, request, None)
+        _, _, results = await self.http.pipeline(self.namespace, [request, {"type": "close"}])
+        return results[0]
+
+    async def _on_held(
+        self, streams: StreamCache, request: dict[str, Any], held: Held | None
+    ) -> Any:
+        """On a stream the cache counts as open (taken, or reserved when `held` is None):
+        it goes back to the cache unless it is gone."""
+        try:
+            baton, base_url, results = await self.http.exchange(
+                self.namespace, [request], *(held or (None, None))
+            )
+        except BaseException:
+            streams.lose()
+            raise
+        if baton is None:
+            streams.lose()
+        else:
+            streams.give(self.namespace, Held(baton, base_url))
+        return _response(results[0])
 
     @asynccontextmanager
     async def transaction(self, *, foreign_keys: bool = True) -> AsyncIterator[HranaTransaction]:

@@ -33,6 +33,7 @@ from schema_registry.history import HistoryRow, Stamp
 from schema_registry.registry import Registry
 from schema_registry.sync import SyncContext, SyncResult, check, sync
 from service.backends.hrana import HranaDatabase, HranaHttp, NamespaceMissing, namespace_header
+from service.backends.streams import StreamCache
 from service.config import ConfigError, Settings
 from service.errors import NotFound, Unavailable
 
@@ -76,6 +77,8 @@ class SqldBackend:
         self._key = key
         self._service_token = ("", 0.0)
         self._http = [HranaHttp(url, self._token) for url in settings.sqld_url]
+        # Returning users' checks reuse streams held open per server (streams.py).
+        self.streams = [StreamCache(settings.sqld_held_streams) for _ in settings.sqld_url]
         self._admin_urls = [url.rstrip("/") for url in settings.sqld_admin_url]
         self._admin: aiohttp.ClientSession | None = None
         # location -> (stamp, monotonic deadline): checks confirmed current, reused for
@@ -123,9 +126,11 @@ class SqldBackend:
             self._service_token = (token, expires)
         return token
 
-    def database(self, location: str) -> HranaDatabase:
+    def database(self, location: str, *, held: bool = False) -> HranaDatabase:
+        """The namespace as a Database; `held`: statements outside transactions reuse a
+        stream held open for it (for checks: reads that recur)."""
         shard, namespace = self.split(location)
-        return HranaDatabase(self._http[shard], namespace)
+        return HranaDatabase(self._http[shard], namespace, self.streams[shard] if held else None)
 
     def catalog_store(self) -> HranaDatabase:
         return HranaDatabase(self._http[0], self._settings.sqld_catalog_namespace)
@@ -157,9 +162,15 @@ class SqldBackend:
                 return response.status == 200
             raise Unavailable(f"sqld admin API answered {response.status} for {namespace}")
 
-    async def _call(self, location: str, work: Callable[[HranaDatabase], Awaitable[T]]) -> T:
+    async def _call(
+        self,
+        location: str,
+        work: Callable[[HranaDatabase], Awaitable[T]],
+        *,
+        held: bool = False,
+    ) -> T:
         """Run `work`, retrying a 404; a persistent one is checked with the admin API."""
-        db = self.database(location)
+        db = self.database(location, held=held)
         for delay in (*RETRY_DELAYS, None):
             try:
                 return await work(db)
@@ -200,7 +211,7 @@ class SqldBackend:
             return known if head is None else head.stamp
 
         try:
-            stamp = await self._call(location, work)
+            stamp = await self._call(location, work, held=True)
         except NotFound:
             stamp = None
         if ttl and stamp is not None:
@@ -251,6 +262,7 @@ class SqldBackend:
     async def delete(self, location: str) -> bool:
         self._confirmed.pop(location, None)
         shard, namespace = self.split(location)
+        self.streams[shard].forget(namespace)
         url = f"{self._admin_urls[shard]}/v1/namespaces/{namespace}"
         async with self._admin_session().delete(url) as response:
             if response.status in (200, 404):

@@ -17,6 +17,7 @@ import pytest
 
 from service.auth import mint_token
 from service.backends.sqld import namespace_for, place
+from service.backends.streams import Held, StreamCache
 from service.config import load_settings
 from service.runtime import open_runtime
 from tests.api.conftest import SECRET, Running, TenantSql
@@ -316,3 +317,69 @@ def test_check_ttl_reuses_a_confirmed_check_until_it_expires_or_a_sync(
             assert await backend.check(record.location, registry, record.stamp) is None  # at once
 
     asyncio.run(go())
+
+
+def test_checks_reuse_held_streams_up_to_the_cap_and_still_see_schema_changes(
+    sqld_pair: Any, tmp_path: Path
+) -> None:
+    server, private = sqld_pair
+    values = settings_for(tmp_path, [server], private)
+
+    async def go() -> None:
+        async with open_runtime(load_settings({}, **values, sqld_held_streams=2)) as tenants:
+            backend, registry = tenants.backend, tenants.registry
+            streams = backend.streams[0]
+            users = ("alice", "bob", "carol")
+            records = [(await tenants.initialize(u, None)).record for u in users]
+            alice, bob, carol = records
+            ns_alice = backend.split(alice.location)[1]
+            assert streams.open == 0  # a new user's sync holds nothing
+
+            for record in records:
+                assert await backend.check(record.location, registry, record.stamp) == record.stamp
+            assert streams.open == 2  # carol's stream was closed by its own request
+            held = streams.take(ns_alice)
+            assert held is not None
+            streams.give(ns_alice, held)
+
+            # Concurrent checks of one user: each stream is used by one request at a time.
+            checks = [backend.check(bob.location, registry, bob.stamp) for _ in range(5)]
+            assert await asyncio.gather(*checks) == [bob.stamp] * 5
+            assert await backend.check(alice.location, registry, alice.stamp) == alice.stamp
+            again = streams.take(ns_alice)
+            assert again is not None
+            assert again.baton != held.baton  # the same stream, its next baton
+            assert streams.open == 2
+
+            # The app changes its schema on a connection of its own: the held stream's next
+            # read sees the new cookie.
+            streams.give(ns_alice, again)
+            await backend.database(alice.location).execute("CREATE TABLE app_side (x)")
+            assert await backend.check(alice.location, registry, alice.stamp) is None
+
+            # A stream sqld no longer knows (expired after 10 s idle) is replaced.
+            assert streams.take(ns_alice) is not None
+            streams.give(ns_alice, type(held)("not-a-baton", None))
+            assert await backend.check(carol.location, registry, carol.stamp) == carol.stamp
+            assert await backend.check(alice.location, registry, alice.stamp) is None
+            assert streams.open == 2
+
+            await tenants.delete("alice")
+            assert streams.open == 1
+
+    asyncio.run(go())
+
+
+def test_held_streams_are_dropped_before_sqld_expires_them() -> None:
+    streams = StreamCache(2, idle_for=0.05)
+    assert streams.reserve()
+    assert streams.reserve()
+    assert not streams.reserve()  # full: the next request closes its own stream
+    streams.give("a", Held("baton-a", None))
+    streams.give("b", Held("baton-b", None))
+    assert streams.take("a") == Held("baton-a", None)
+    streams.lose()  # a's stream failed
+    assert streams.open == 1
+    time.sleep(0.06)
+    assert streams.take("b") is None  # too old to trust: sqld may have closed it
+    assert streams.open == 0
