@@ -103,14 +103,14 @@ async def schema_cookie(session: Session) -> int:
 
 
 def record_statements(rows: list[tuple[Value, ...]]) -> list[tuple[str, Sequence[Value]]]:
-    """Create the table if needed, append rows, then read the cookie they stored.
+    """Append rows to the table (the sync made it, if missing, when its transaction began),
+    then read the cookie they stored: the last statement's.
 
     Each row is (version, description, created_at, applied_at, content_hash,
     changes_applied, environment, trigger, notes); the schema cookie is read by the INSERT
-    itself, after the CREATE that may have moved it. The cookie is the last statement's.
+    itself.
     """
-    statements: list[tuple[str, Sequence[Value]]] = [(HISTORY_DDL, ())]
-    statements += [(_INSERT_SQL, row) for row in rows]
+    statements: list[tuple[str, Sequence[Value]]] = [(_INSERT_SQL, row) for row in rows]
     statements.append((COOKIE_SQL, ()))
     return statements
 

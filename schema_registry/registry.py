@@ -7,6 +7,7 @@ every diff come from SQLite's own catalog.
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import tomllib
@@ -60,7 +61,9 @@ class Version(Model, frozen=True):
         return version_key(self.version)
 
 
+@functools.lru_cache(maxsize=1024)
 def version_key(version: str) -> tuple[int, ...]:
+    """(MAJOR, MINOR, PATCH) for ordering; cached, since every sync compares a few."""
     match = _SEMVER.match(version)
     if match is None:
         raise ValueError(f"{version!r} is not a MAJOR.MINOR.PATCH version")
