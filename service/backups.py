@@ -261,12 +261,10 @@ async def restore_backup(tenants: TenantService, user_id: str, backup: Path) -> 
             )
         await _replace(tenants.backend, record.location, backup)
     # The engine re-reads the restored schema, re-arms the fast path and the service
-    # records the stamp; then the catalog status says where it stands against the registry.
+    # records the stamp, and the status against the registry's current version.
     token = _restoring.set(user_id)
     try:
         outcome = await tenants.sync_tenant(user_id, target=head.version, trigger="restore")
-        if head.version != tenants.registry.current.version:
-            outcome = await tenants.sync_tenant(user_id, apply=False, trigger="restore")
     finally:
         _restoring.reset(token)
     await tenants.catalog.record_audit(

@@ -67,6 +67,14 @@ def _recovered(record: TenantRecord, result: SyncResult) -> AuditEntry:
     )
 
 
+def _status(result: SyncResult, current: str) -> str:
+    """The catalog's status after a sync: against the registry's current version, so a
+    tenant synced to an older target (a staged rollout, a restore) is out_of_date."""
+    if not result.up_to_date:
+        return result.status
+    return "current" if result.to_version == current else "out_of_date"
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -166,7 +174,8 @@ class TenantService:
     ) -> Outcome:
         """Sync one existing tenant to `target` (default: current): CLI, fleet and admin use.
 
-        apply=False is the dry run: the result lists what would run; nothing is written.
+        apply=False is the dry run: the result lists what would run; nothing is written,
+        to the database or to the catalog.
         `batched` is for a fleet rollout, which has just read the tenant's row in a page
         and flushes the catalog with its progress: the row is not read again under the lock
         (the database's own history, read in the sync's transaction, is the authority) and
@@ -184,6 +193,7 @@ class TenantService:
             actor=actor,
             reread=not batched,
             defer=batched,
+            remember=apply,
         )
 
     async def delete(self, user_id: str) -> None:
@@ -241,7 +251,11 @@ class TenantService:
         actor: str | None = None,
         reread: bool = True,
         defer: bool = False,
+        remember: bool = True,
     ) -> Outcome:
+        """The sync under the user's lock. `remember`: mirror the result into the catalog
+        (a sign-in in verify mode does, so the fleet's status learns of drift; an
+        operator's dry run does not)."""
         async with self._locks.hold(user_id):
             # Under the lock, a request that went first has put its row in the cache; a
             # caller that has just found no row in the store need not read it again.
@@ -291,7 +305,8 @@ class TenantService:
                 )
             elif defer and apply and await self._catalog_behind(record, result):
                 audit = _recovered(record, result)
-            record = await self._remember(record, result=result, audit=audit, defer=defer)
+            if remember:
+                record = await self._remember(record, result=result, audit=audit, defer=defer)
         self._log(user_id, result, created)
         event = SyncEvent(
             user_id=user_id, trigger=trigger, actor=actor, created=created, result=result
@@ -321,7 +336,7 @@ class TenantService:
         stamp = result.stamp if result is not None else stamp
         changes: dict[str, object] = {"last_sync_at": _now()}
         if result is not None:
-            changes["status"] = "current" if result.up_to_date else result.status
+            changes["status"] = _status(result, self.registry.current.version)
             changes["drift_count"] = len(result.drift)
         if stamp is not None:
             changes.update(

@@ -202,12 +202,25 @@ def test_rollout_job_upgrades_every_tenant_and_reports_drift(fleet: Running) -> 
 
 def test_dry_run_job_changes_nothing(fleet: Running) -> None:
     with admin(fleet) as client:
+        rows = client.get("/api/admin/tenants").json()["tenants"]
         job = client.post("/api/admin/rollouts", json={"dry_run": True}).json()
         done = wait_for(client, job["job_id"])
-        history = client.get("/api/admin/tenants/carol").json()["history"]
+        history = client.get("/api/admin/tenants/carol").json()["history"]  # a dry run too
+        rows_after = client.get("/api/admin/tenants").json()["tenants"]
 
     assert (done["dry_run"], done["would_apply"], done["upgraded"]) == (True, 3, 0)
     assert [h["version"] for h in history] == ["1.0.0"]
+    assert rows_after == rows  # status and last sync as the sign-ins left them
+
+
+def test_a_rollout_to_an_older_version_leaves_tenants_out_of_date(fleet: Running) -> None:
+    with admin(fleet) as client:
+        job = client.post("/api/admin/rollouts", json={"target": "1.1.0"}).json()
+        done = wait_for(client, job["job_id"])
+        rows = client.get("/api/admin/tenants").json()["tenants"]
+
+    assert (done["state"], done["upgraded"]) == ("finished", 3)
+    assert {(t["schema_version"], t["status"]) for t in rows} == {("1.1.0", "out_of_date")}
 
 
 @pytest.mark.parametrize(
