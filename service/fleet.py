@@ -27,18 +27,21 @@ import structlog
 
 from schema_registry.registry import Registry
 from service.catalog import TenantRecord
-from service.errors import BadRequest
+from service.errors import BadRequest, Conflict
 from service.fleet_sync import attempt, reason, sync_one, transient
 from service.rollout_store import (
     KINDS,
+    LEASE_SECONDS,
     Counts,
     Job,
     Kind,
+    LeaseLost,
     Progress,
     RolloutStore,
     RolloutSummary,
     TenantIssue,
     now,
+    run_owner,
     summarize,
 )
 from service.tenants import TenantService
@@ -116,7 +119,7 @@ async def start_job(
         updated_at=stamp,
         total=(await tenants.catalog.summary())[0],
     )
-    await store.save(job)
+    await store.create(job)
     return job
 
 
@@ -127,9 +130,19 @@ async def reopen_job(tenants: TenantService, job_id: str) -> Job | None:
     job = await store.get(job_id)
     if job is None or job.state == "finished":
         return job
+    if job.leased:
+        raise _busy(job)
     job = msgspec.structs.replace(job, state="running", error=None, updated_at=now())
-    await store.save(job)
+    await store.save(job, release=True)
     return job
+
+
+def _busy(job: Job) -> Conflict:
+    return Conflict(
+        f"rollout job {job.job_id} is being run by {job.owner or 'another process'} (a run "
+        f"renews its lease as it saves progress; if it is gone, resume it after "
+        f"{LEASE_SECONDS:g} s)"
+    )
 
 
 async def rollout(
@@ -165,8 +178,11 @@ async def rollout(
         )
     elif job.state == "finished":
         return summarize(job, await store.issues(job.job_id))
-    else:
-        await store.forget_after(job.job_id, job.cursor)
+    claimed = await store.claim(job, run_owner())
+    if claimed is None:
+        raise _busy(job)
+    job = claimed
+    await store.forget_after(job.job_id, job.cursor)
     issues = await store.issues(job.job_id)
     run = _Run(
         tenants, store, job, issues, on_progress=on_progress, every=progress_every, syncer=syncer
@@ -204,6 +220,7 @@ class _Run:
         self.base_seconds = job.seconds  # spent by earlier runs of the job
         self.done_here = 0
         self.syncer = syncer or InProcessSyncer(tenants)
+        self.lost: LeaseLost | None = None  # set when another run takes the job
 
     async def go(self) -> RolloutSummary:
         total = (await self.tenants.catalog.summary())[0]
@@ -219,19 +236,23 @@ class _Run:
             resumed_from=self.job.cursor,
         )
         self._emit()
-        ticker = asyncio.create_task(self._tick())
+        syncing = asyncio.create_task(self._sync_all())
+        ticker = asyncio.create_task(self._tick(syncing))
         try:
-            await self._sync_all()
+            await syncing
         except BaseException as exc:
             await _stop(ticker)
+            if self.lost is not None:  # another run has the job: it is not ours to save
+                log.warning("fleet.rollout_taken_over", job_id=self.job.job_id)
+                raise self.lost from None
             cancelled = isinstance(exc, asyncio.CancelledError)
             self._update(state="cancelled" if cancelled else "failed", error=reason(exc))
-            await self._save()
+            await self._save(release=True)
             log.warning("fleet.rollout_stopped", job_id=self.job.job_id, state=self.job.state)
             raise
         await _stop(ticker)
         self._update(state="finished", finished_at=now())
-        await self._save()
+        await self._save(release=True)
         self._emit()
         summary = summarize(self.job, self.issues)
         log.info(
@@ -327,12 +348,18 @@ class _Run:
         if cursor is not None:
             self._update(cursor=cursor)
 
-    async def _tick(self) -> None:
+    async def _tick(self, syncing: asyncio.Task[None]) -> None:
+        """Save progress (renewing the job's lease) every `every` seconds; stop the run
+        if another has taken the job."""
         while True:
             await asyncio.sleep(self.every)
             self._emit()
             try:
                 await self._save()
+            except LeaseLost as exc:
+                self.lost = exc
+                syncing.cancel()
+                return
             except Exception as exc:  # progress is saved again at the next tick
                 log.warning("fleet.progress_not_saved", job_id=self.job.job_id, error=str(exc))
 
@@ -344,14 +371,14 @@ class _Run:
             self.job, counts=self._counts(self.committed), updated_at=now(), **changes
         )
 
-    async def _save(self) -> None:
+    async def _save(self, *, release: bool = False) -> None:
         """Save progress: first the catalog rows the syncs deferred, so the saved cursor
         never passes a tenant whose row is not written (snapshots taken before either)."""
         self._update(seconds=self.base_seconds + time.monotonic() - self.started)
         job, unsaved, self.unsaved = self.job, self.unsaved, []
         try:
             await self.tenants.catalog.flush()
-            await self.store.save(job, unsaved)
+            await self.store.save(job, unsaved, release=release)
         except BaseException:
             self.unsaved = unsaved + self.unsaved
             raise

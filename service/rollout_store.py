@@ -12,6 +12,10 @@ table) says what it is at.
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
+import time
 import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -23,6 +27,7 @@ from schema_registry.database import Row, Value
 from schema_registry.plan import Refusal
 from schema_registry.sqltext import split_statements
 from service.catalog import CatalogStore
+from service.errors import Conflict
 
 JobState = Literal["running", "finished", "cancelled", "failed"]
 Kind = Literal["upgraded", "current", "would_apply", "failed", "drifted"]
@@ -47,7 +52,9 @@ CREATE TABLE IF NOT EXISTS rollouts (
     failed INTEGER NOT NULL DEFAULT 0,
     drifted INTEGER NOT NULL DEFAULT 0,
     seconds REAL NOT NULL DEFAULT 0,
-    error TEXT
+    error TEXT,
+    owner TEXT,
+    lease_until REAL NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS rollouts_by_start ON rollouts (started_at);
 CREATE TABLE IF NOT EXISTS rollout_issues (
@@ -62,8 +69,13 @@ CREATE TABLE IF NOT EXISTS rollout_issues (
 """
 _JOB_COLUMNS: Final = (
     "job_id, target, dry_run, concurrency, actor, state, started_at, updated_at, finished_at, "
-    "cursor, total, upgraded, current, would_apply, failed, drifted, seconds, error"
+    "cursor, total, upgraded, current, would_apply, failed, drifted, seconds, error, owner, "
+    "lease_until"
 )
+_SET_JOB: Final = ", ".join(f"{c} = ?" for c in _JOB_COLUMNS.split(", ")[1:-1])
+# Columns added after the first release: catalogs made before get them on open.
+_ADDED: Final = (("owner", "TEXT"), ("lease_until", "REAL NOT NULL DEFAULT 0"))
+LEASE_SECONDS: Final = 15.0  # a run renews its lease with every progress save
 _ISSUE_BATCH: Final = 100  # rows per INSERT: 6 parameters each, far below SQLite's limit
 
 
@@ -129,6 +141,40 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     counts: Counts = Counts()
     seconds: float = 0.0  # time spent running, over every run of the job
     error: str | None = None
+    owner: str | None = None  # the run holding the job's lease
+    lease_until: float = 0.0  # unix time; another run may take the job after it
+
+    @property
+    def leased(self) -> bool:
+        """A live run holds the job (it saves progress at least every few seconds); a
+        run of this machine whose process is gone (killed) holds nothing."""
+        return (
+            self.owner is not None and self.lease_until > time.time() and not owner_gone(self.owner)
+        )
+
+
+def run_owner() -> str:
+    """An id for one run of a job: the machine and process it runs in, and a nonce."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def owner_gone(owner: str) -> bool:
+    """Whether `owner` (a `run_owner`) ran on this machine in a process that has exited."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: does it exist?
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # someone else's process: alive
+        return False
+    return False
+
+
+class LeaseLost(Conflict):
+    """Another run has taken the job (this one stopped saving progress for too long)."""
 
 
 class Progress(msgspec.Struct, frozen=True, kw_only=True, tag_field="event", tag="progress"):
@@ -219,12 +265,50 @@ class RolloutStore:
             return
         for statement in split_statements(ROLLOUTS_DDL):
             await self.store.execute(statement)
+        columns = {str(r[1]) for r in await self.store.fetch("PRAGMA table_info(rollouts)")}
+        for name, kind in _ADDED:
+            if name not in columns:
+                try:
+                    await self.store.execute(f"ALTER TABLE rollouts ADD COLUMN {name} {kind}")
+                except Exception as exc:  # another process added it first
+                    if "duplicate column" not in str(exc):
+                        raise
         _OPENED.add(self.store)
 
-    async def save(self, job: Job, issues: Sequence[TenantIssue] = ()) -> None:
-        """Write the job row; first the issues it counts, so a kill in between only
-        leaves issue rows above the cursor, which `forget_after` clears on resume."""
+    async def create(self, job: Job) -> None:
+        """Write a new job's row (no run holds it yet)."""
         await self.open()
+        await self.store.execute(
+            f"INSERT INTO rollouts ({_JOB_COLUMNS}) VALUES ({', '.join('?' * 20)})",
+            _job_values(job),
+        )
+
+    async def claim(self, job: Job, owner: str) -> Job | None:
+        """Take the job's lease for run `owner`: None while another live run holds it.
+
+        One statement, so two runs resuming a job at once cannot both get it. A lease of
+        a killed process on this machine is taken at once, others once they expire.
+        """
+        await self.open()
+        now = time.time()
+        gone = job.owner if job.owner is not None and owner_gone(job.owner) else owner
+        rows = await self.store.fetch(
+            "UPDATE rollouts SET owner = ?, lease_until = ? WHERE job_id = ? "
+            "AND (owner IS NULL OR owner IN (?, ?) OR lease_until < ?) "
+            f"RETURNING {_JOB_COLUMNS}",
+            (owner, now + LEASE_SECONDS, job.job_id, owner, gone, now),
+        )
+        return _job(rows[0]) if rows else None
+
+    async def save(
+        self, job: Job, issues: Sequence[TenantIssue] = (), *, release: bool = False
+    ) -> None:
+        """Write the job row, renewing its run's lease (`release`: ending it); first the
+        issues it counts, so a kill in between only leaves issue rows above the cursor,
+        which `forget_after` clears on resume. Both only while `job.owner` holds the job:
+        LeaseLost when another run has taken it."""
+        await self.open()
+        held = "EXISTS (SELECT 1 FROM rollouts WHERE job_id = ? AND owner IS ?)"
         for start in range(0, len(issues), _ISSUE_BATCH):
             batch = issues[start : start + _ISSUE_BATCH]
             params: list[Value] = []
@@ -234,35 +318,22 @@ class RolloutStore:
                 params += [issue.reason, drift]
             await self.store.execute(
                 "INSERT OR REPLACE INTO rollout_issues "
-                "(job_id, user_id, kind, from_version, reason, drift) VALUES "
-                + ", ".join(["(?,?,?,?,?,?)"] * len(batch)),
-                params,
+                "(job_id, user_id, kind, from_version, reason, drift) SELECT * FROM (VALUES "
+                + ", ".join(["(?,?,?,?,?,?)"] * len(batch))
+                + f") WHERE {held}",
+                [*params, job.job_id, job.owner],
             )
-        c = job.counts
-        await self.store.execute(
-            f"INSERT OR REPLACE INTO rollouts ({_JOB_COLUMNS}) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                job.job_id,
-                job.target,
-                int(job.dry_run),
-                job.concurrency,
-                job.actor,
-                job.state,
-                job.started_at,
-                job.updated_at,
-                job.finished_at,
-                job.cursor,
-                job.total,
-                c.upgraded,
-                c.current,
-                c.would_apply,
-                c.failed,
-                c.drifted,
-                job.seconds,
-                job.error,
-            ),
+        lease = 0.0 if release else time.time() + LEASE_SECONDS
+        values = [*_job_values(job)[1:-1], lease, job.job_id, job.owner]
+        rows = await self.store.fetch(
+            f"UPDATE rollouts SET {_SET_JOB}, lease_until = ? "
+            "WHERE job_id = ? AND owner IS ? RETURNING job_id",
+            values,
         )
+        if not rows:
+            raise LeaseLost(
+                f"rollout job {job.job_id} was taken over by another run; this one stops"
+            )
 
     async def get(self, job_id: str) -> Job | None:
         await self.open()
@@ -306,9 +377,37 @@ class RolloutStore:
         )
 
 
+def _job_values(job: Job) -> list[Value]:
+    """The job's row, in _JOB_COLUMNS order."""
+    c = job.counts
+    return [
+        job.job_id,
+        job.target,
+        int(job.dry_run),
+        job.concurrency,
+        job.actor,
+        job.state,
+        job.started_at,
+        job.updated_at,
+        job.finished_at,
+        job.cursor,
+        job.total,
+        c.upgraded,
+        c.current,
+        c.would_apply,
+        c.failed,
+        c.drifted,
+        job.seconds,
+        job.error,
+        job.owner,
+        job.lease_until,
+    ]
+
+
 def _job(row: Row) -> Job:
     (job_id, target, dry_run, concurrency, actor, state, started, updated, finished) = row[:9]
-    (cursor, total, upgraded, current, would_apply, failed, drifted, seconds, error) = row[9:]
+    (cursor, total, upgraded, current, would_apply, failed, drifted, seconds, error) = row[9:18]
+    owner, lease_until = row[18:]
     return msgspec.convert(
         {
             "job_id": job_id,
@@ -331,6 +430,8 @@ def _job(row: Row) -> Job:
             },
             "seconds": seconds,
             "error": error,
+            "owner": owner,
+            "lease_until": lease_until,
         },
         Job,
     )

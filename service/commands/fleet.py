@@ -19,7 +19,7 @@ from service.commands.common import (
     with_tenants,
 )
 from service.config import Settings
-from service.errors import BadRequest
+from service.errors import BadRequest, Conflict
 from service.fleet import rollout, target_version
 from service.fleet_procs import ProcessSyncer
 from service.fleet_status import FleetStatus, fleet_status
@@ -81,7 +81,8 @@ the limit.
 
 Re-running is safe: tenants already at the version cost a header read and are counted
 as already current. Each run is a job whose progress is kept in the catalog; after a
-kill, --resume JOB continues it after the last tenant below which all were done.
+kill, --resume JOB continues it after the last tenant below which all were done (one run
+holds a job at a time: a job another live process runs is refused, exit 1).
 Exit 0 when every tenant is at the version (or would be, with --dry-run), 1 when some
 tenant failed or drifted (or the rollout stopped).
 """
@@ -235,6 +236,9 @@ def _sync(args: argparse.Namespace, settings: Settings) -> int:
     except BadRequest as exc:  # an unknown version
         sys.stderr.write(f"tenantdb: {exc.message}\n")
         return USAGE
+    except Conflict as exc:  # the job is being run elsewhere
+        sys.stderr.write(f"tenantdb: {exc.message}\n")
+        return FAILED
     except KeyboardInterrupt:
         sys.stderr.write(
             "\ntenantdb: interrupted; the job's progress is saved: `tenantdb fleet status` "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,8 +17,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from service.fleet import start_job
-from service.rollout_store import Counts, RolloutStore
+from service.errors import Conflict
+from service.fleet import reopen_job, rollout, start_job
+from service.rollout_store import Counts, LeaseLost, RolloutStore
 from service.tenants import TenantService
 from tests.api.conftest import registry_upto
 from tests.cli.clikit import record_of, run_sql
@@ -458,3 +460,34 @@ def test_rollout_killed_half_way_resumes_without_applying_anything_twice(
     recovered = [e for e in entries if e.trigger == "recovered"]
     assert len(recovered) <= summary["current"]
     assert all((e.from_version, e.to_version) == ("1.0.0", "1.2.0") for e in recovered)
+
+
+def test_a_job_another_run_holds_is_not_run_twice(fleet: Operator) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    here = socket.gethostname()
+
+    async def go(tenants: TenantService) -> None:
+        store = RolloutStore(tenants.catalog.store)
+        job = await start_job(tenants, concurrency=2)
+        elsewhere = await store.claim(job, "elsewhere:1:abcd")  # a run on another machine
+        assert elsewhere is not None
+        for attempt in (rollout(tenants, job_id=job.job_id), reopen_job(tenants, job.job_id)):
+            with pytest.raises(Conflict, match="is being run by elsewhere:1:abcd"):
+                await attempt
+        # That run stops saving progress (it hangs): once its lease lapses the job moves on.
+        await tenants.catalog.store.execute(
+            "UPDATE rollouts SET lease_until = 0 WHERE job_id = ?", (job.job_id,)
+        )
+        summary = await rollout(tenants, job_id=job.job_id)
+        assert (summary.state, summary.upgraded) == ("finished", len(USERS))
+        with pytest.raises(LeaseLost):  # the run that lost it cannot save any more
+            await store.save(elsewhere)
+
+        # A run of this machine whose process is gone (killed) holds nothing.
+        again = await start_job(tenants, dry_run=True)
+        assert await store.claim(again, f"{here}:{dead.pid}:abcd") is not None
+        summary = await rollout(tenants, job_id=again.job_id)
+        assert (summary.state, summary.current) == ("finished", len(USERS))
+
+    fleet.with_tenants(go)
