@@ -84,6 +84,7 @@ def _load_bench_api() -> Any:
 
 bench_api = _load_bench_api()
 
+from schema_registry.clock import utc_now  # noqa: E402
 from schema_registry.history import HISTORY_DDL  # noqa: E402
 from schema_registry.registry import Registry  # noqa: E402
 from schema_registry.sync import check  # noqa: E402
@@ -140,10 +141,6 @@ def stats(values: list[float]) -> dict[str, float]:
 
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _stmt(sql: str, args: tuple[Any, ...] = (), *, rows: bool = False) -> dict[str, Any]:
@@ -511,7 +508,7 @@ class Provisioning:
         namespace = namespace_for(user_id)
         location = f"0/{namespace}"
         await self.create(namespace)
-        applied_at = _now()
+        applied_at = utc_now()
         statements = [
             _stmt("BEGIN IMMEDIATE"),
             *(_stmt(s) for s in self.plan),

@@ -16,13 +16,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime
 from typing import Final, Literal
 
 import msgspec
 
 from schema_registry import history
 from schema_registry.changes import Extra
+from schema_registry.clock import utc_now
 from schema_registry.database import Database, Row, Transaction, Value
 from schema_registry.diff import diff
 from schema_registry.errors import NewerDatabaseError, SyncError
@@ -61,10 +61,6 @@ class SyncResult(Model, frozen=True):
     @property
     def up_to_date(self) -> bool:
         return self.status in ("up_to_date", "applied")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def is_current(stamp: Stamp | None, target: Version, cookie: int) -> bool:
@@ -376,7 +372,7 @@ async def _record(
         cookie = history.cookie_of(await tx.commit(history.rearm_statements(head.id)))
         stamp = Stamp(version=target.version, content_hash=target.content_hash, cookie=cookie)
         return msgspec.structs.replace(result, status="up_to_date", stamp=stamp)
-    applied_at = _now()
+    applied_at = utc_now()
     count = len(result.applied)
     recorded = passed or (target,)
     rows: list[tuple[Value, ...]] = [

@@ -35,6 +35,7 @@ import msgspec
 import structlog
 
 from schema_registry import history
+from schema_registry.clock import utc_now
 from schema_registry.history import HistoryRow
 from schema_registry.registry import Registry
 from schema_registry.sqlite_db import SqliteDatabase, connect, drive
@@ -269,7 +270,7 @@ async def restore_backup(tenants: TenantService, user_id: str, backup: Path) -> 
         _restoring.reset(token)
     await tenants.catalog.record_audit(
         AuditEntry(
-            at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            at=utc_now(),
             user_id=user_id,
             trigger="restore",
             actor=None,

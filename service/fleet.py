@@ -25,6 +25,7 @@ from typing import Final, Protocol
 import msgspec
 import structlog
 
+from schema_registry.clock import utc_now
 from schema_registry.registry import Registry
 from service.catalog import TenantRecord
 from service.errors import BadRequest, Conflict
@@ -40,7 +41,6 @@ from service.rollout_store import (
     RolloutStore,
     RolloutSummary,
     TenantIssue,
-    now,
     run_owner,
     summarize,
 )
@@ -107,7 +107,7 @@ async def start_job(
         raise BadRequest("concurrency must be at least 1")
     store = RolloutStore(tenants.catalog.store)
     await store.open()
-    stamp = now()
+    stamp = utc_now()
     job = Job(
         job_id=job_id or secrets.token_hex(8),
         target=target_version(tenants.registry, target),
@@ -132,7 +132,7 @@ async def reopen_job(tenants: TenantService, job_id: str) -> Job | None:
         return job
     if job.leased:
         raise _busy(job)
-    job = msgspec.structs.replace(job, state="running", error=None, updated_at=now())
+    job = msgspec.structs.replace(job, state="running", error=None, updated_at=utc_now())
     await store.save(job, release=True)
     return job
 
@@ -251,7 +251,7 @@ class _Run:
             log.warning("fleet.rollout_stopped", job_id=self.job.job_id, state=self.job.state)
             raise
         await _stop(ticker)
-        self._update(state="finished", finished_at=now())
+        self._update(state="finished", finished_at=utc_now())
         await self._save(release=True)
         self._emit()
         summary = summarize(self.job, self.issues)
@@ -368,7 +368,7 @@ class _Run:
 
     def _update(self, **changes: object) -> None:
         self.job = msgspec.structs.replace(
-            self.job, counts=self._counts(self.committed), updated_at=now(), **changes
+            self.job, counts=self._counts(self.committed), updated_at=utc_now(), **changes
         )
 
     async def _save(self, *, release: bool = False) -> None:

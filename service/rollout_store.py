@@ -18,7 +18,6 @@ import socket
 import time
 import weakref
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Final, Literal
 
 import msgspec
@@ -77,10 +76,6 @@ _SET_JOB: Final = ", ".join(f"{c} = ?" for c in _JOB_COLUMNS.split(", ")[1:-1])
 _ADDED: Final = (("owner", "TEXT"), ("lease_until", "REAL NOT NULL DEFAULT 0"))
 LEASE_SECONDS: Final = 15.0  # a run renews its lease with every progress save
 _ISSUE_BATCH: Final = 100  # rows per INSERT: 6 parameters each, far below SQLite's limit
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class DriftNote(msgspec.Struct, frozen=True, kw_only=True):

@@ -13,12 +13,12 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
 import structlog
 
+from schema_registry.clock import utc_now
 from schema_registry.history import HistoryRow, Stamp
 from schema_registry.registry import Registry
 from schema_registry.sync import SyncContext, SyncResult
@@ -55,7 +55,7 @@ def _recovered(record: TenantRecord, result: SyncResult) -> AuditEntry:
     """The audit entry of a change found applied without one (see `_catalog_behind`); the
     tenant's own history rows say when and by which trigger, its SQL is not known here."""
     return AuditEntry(
-        at=_now(),
+        at=utc_now(),
         user_id=record.user_id,
         trigger="recovered",
         actor=None,
@@ -73,10 +73,6 @@ def _status(result: SyncResult, current: str) -> str:
     if not result.up_to_date:
         return result.status
     return "current" if result.to_version == current else "out_of_date"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 async def remove_export(path: Path) -> None:
@@ -267,7 +263,7 @@ class TenantService:
             location = record.location if record else self.backend.location(user_id)
             if record is None:
                 record = TenantRecord(
-                    user_id=user_id, email=email, location=location, created_at=_now()
+                    user_id=user_id, email=email, location=location, created_at=utc_now()
                 )
             elif apply and record.schema_version != (target or self.registry.current.version):
                 # The catalog says the database is elsewhere: the sync will change it.
@@ -285,7 +281,9 @@ class TenantService:
                 )
             except Exception:  # any engine, SQLite or server error: record it, re-raise
                 if apply and record.stamp is not None:  # a known tenant whose sync failed
-                    failed = msgspec.structs.replace(record, status="failed", last_sync_at=_now())
+                    failed = msgspec.structs.replace(
+                        record, status="failed", last_sync_at=utc_now()
+                    )
                     await self.catalog.put(failed, defer=defer)
                 raise
             if email is not None and email != record.email:
@@ -293,7 +291,7 @@ class TenantService:
             audit = None
             if apply and result.statements and result.up_to_date:
                 audit = AuditEntry(
-                    at=_now(),
+                    at=utc_now(),
                     user_id=user_id,
                     trigger=trigger,
                     actor=actor,
@@ -334,7 +332,7 @@ class TenantService:
     ) -> TenantRecord:
         """Mirror where the database now is into the catalog."""
         stamp = result.stamp if result is not None else stamp
-        changes: dict[str, object] = {"last_sync_at": _now()}
+        changes: dict[str, object] = {"last_sync_at": utc_now()}
         if result is not None:
             changes["status"] = _status(result, self.registry.current.version)
             changes["drift_count"] = len(result.drift)

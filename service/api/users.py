@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, Request, delete, get, post
@@ -12,6 +11,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.response import File
 
+from schema_registry.clock import utc_now
 from service.api.auth_guard import authenticated
 from service.api.schemas import (
     Deleted,
@@ -130,7 +130,7 @@ class UserController(Controller):
             success=outcome.synced,
             message=_message(outcome, "Schema synchronized"),
             schema_version=outcome.record.schema_version,
-            synced_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            synced_at=utc_now(),
             changes_applied=count,
             changes=applied if count else [],
             drift=drift,

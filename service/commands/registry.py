@@ -11,12 +11,12 @@ import argparse
 import json
 import shutil
 import tomllib
-from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
 import structlog
 
+from schema_registry.clock import utc_now
 from schema_registry.diff import diff
 from schema_registry.errors import RegistryError
 from schema_registry.plan import make_plan
@@ -214,7 +214,7 @@ def _new(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _entry_block(version: str, description: str, schema: str, optional: tuple[str, ...]) -> str:
-    created_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    created_at = utc_now()
     lines = [
         "",
         "[[versions]]",
