@@ -27,7 +27,8 @@ free loopback ports, then:
    it does (catalog read, schema cookie, history, introspect, DDL, COMMIT, ...), and the
    TenantService stages timed (catalog get/put/audit, namespace create, engine sync,
    token). The same for returning users (in process), with the CPU a Hrana round trip
-   costs this process (aiohttp + json), and with msgspec instead of json as a what-if.
+   costs this process through the service's client (service/backends/http1.py) and, for
+   comparison, through aiohttp.
 3. Returning users over HTTP: two real servers (`python -m service.cli serve`, uvicorn, one
    worker, TENANTDB_LOG_LEVEL=warning, registry seed000), one on sqld and one local, each
    warmed up with every user (1,000 by default) and checked to answer "up to date", then
@@ -412,20 +413,16 @@ def summarize_profile(
 
 
 @contextlib.contextmanager
-def count_connections() -> Iterator[list[int]]:
-    """How many TCP connections aiohttp opens meanwhile (keep-alive working: few)."""
-    original = aiohttp.TCPConnector._create_connection
+def count_connections(svc: TenantService) -> Iterator[list[int]]:
+    """How many TCP connections the backend's Hrana client opens meanwhile (keep-alive
+    working: few); none for the local backend."""
+    http = getattr(svc.backend, "_http", [])
+    before = sum(h.connections_opened for h in http)
     counter = [0]
-
-    async def connect(connector: Any, *args: Any, **kwargs: Any) -> Any:
-        counter[0] += 1
-        return await original(connector, *args, **kwargs)
-
-    setattr(aiohttp.TCPConnector, "_create_connection", connect)  # noqa: B010
     try:
         yield counter
     finally:
-        setattr(aiohttp.TCPConnector, "_create_connection", original)  # noqa: B010
+        counter[0] = sum(h.connections_opened for h in http) - before
 
 
 # --------------------------------------------------------------------------- part 1: provisioning
@@ -685,7 +682,7 @@ async def profile(args: argparse.Namespace, sqld: Any, key: Path, work: Path) ->
                     svc, recorder, "profile-new", args.profile_users, False
                 )
             # outside the recorder (its wrappers cost CPU too); only new connections counted
-            with count_connections() as connections:
+            with count_connections(svc) as connections:
                 cpu = await _returning_cpu(svc, args.profile_users)
             cpu["new_tcp_connections"] = connections[0]
             out[kind] = {"new_user": new, "returning_user": returning, "returning_cpu": cpu}
@@ -703,19 +700,13 @@ async def _sequence_check(svc: TenantService) -> dict[str, Any]:
     namespace = "bench-sequence-check"
     await backend.create_namespace(0, namespace)
     sql = "CREATE TABLE t1 (x);\nCREATE TABLE broken (;\nCREATE TABLE t2 (y);"
-    url = f"{http.base_url}/v2/pipeline"
-    headers = {
-        "authorization": f"Bearer {backend._token()}",
-        "x-namespace-bin": namespace_header(namespace),
-    }
     requests = [
         {"type": "sequence", "sql": sql},
         {"type": "execute", "stmt": _stmt("SELECT name FROM sqlite_schema ORDER BY 1", rows=True)},
         {"type": "close"},
     ]
-    async with http.session().post(url, json={"requests": requests}, headers=headers) as response:
-        payload = await response.json()
-    first, listing = payload["results"][0], payload["results"][1]
+    _, _, results = await http.exchange(namespace, requests)
+    first, listing = results[0], results[1]
     tables = [row[0]["value"] for row in listing["response"]["result"]["rows"]]
     return {"sql": sql, "error_reported": first["type"] == "error", "tables_after": tables}
 
@@ -734,21 +725,8 @@ async def _sqld_stream_cost(svc: TenantService, sqld: Any) -> dict[str, Any]:
     async def on_held_stream() -> None:
         held["baton"], _, _ = await http.pipeline(seeded, [cookie], held["baton"])
 
-    plain = {
-        "x-namespace-bin": namespace_header(seeded),
-        "accept-encoding": "identity",
-    }
-    body = {"baton": None, "requests": [cookie, {"type": "close"}]}
-
-    async def without_gzip() -> None:
-        plain["authorization"] = f"Bearer {backend._token()}"
-        url = f"{http.base_url}/v2/pipeline"
-        async with http.session().post(url, json=body, headers=plain) as response:
-            await response.read()
-
     variants: dict[str, Callable[[], Awaitable[Any]]] = {
         "new_stream_seed000": lambda: http.pipeline(seeded, [cookie, {"type": "close"}]),
-        "new_stream_seed000_no_gzip": without_gzip,
         "new_stream_empty_namespace": lambda: http.pipeline(empty, [cookie, {"type": "close"}]),
         "held_stream_seed000": on_held_stream,
     }
@@ -816,61 +794,48 @@ async def _returning_cpu(svc: TenantService, n: int) -> dict[str, Any]:
 
 
 async def _round_trip_cost(svc: TenantService) -> dict[str, Any]:
-    """One `PRAGMA schema_version` pipeline (the returning check's round trip): wall and
-    this process's CPU, through HranaHttp and, as what-ifs, with msgspec for the JSON and
-    with `accept-encoding: identity` (aiohttp asks for gzip, and sqld compresses even these
-    few hundred bytes)."""
+    """One `PRAGMA schema_version` pipeline (the returning check's round trip) on a new
+    stream: wall and this process's CPU, through HranaHttp (service/backends/http1.py) and,
+    for comparison, through aiohttp with its JSON (what HranaHttp used before)."""
     backend: Any = svc.backend
     http: HranaHttp = backend._http[0]
     namespace = namespace_for("profile-new-0")
     requests = [{"type": "execute", "stmt": _stmt("PRAGMA schema_version", rows=True)}]
     requests.append({"type": "close"})
-    headers = {
-        "x-namespace-bin": namespace_header(namespace),
-        "content-type": "application/json",
-    }
     url = f"{http.base_url}/v2/pipeline"
-    encoder, decoder = msgspec.json.Encoder(), msgspec.json.Decoder()
 
     async def via_hrana_http() -> None:
         await http.pipeline(namespace, requests)
 
-    async def via_msgspec() -> None:
-        headers["authorization"] = f"Bearer {backend._token()}"
-        body = encoder.encode({"baton": None, "requests": requests})
-        async with http.session().post(url, data=body, headers=headers) as response:
-            payload = decoder.decode(await response.read())
-        if payload["results"][0]["type"] != "ok":
-            raise RuntimeError(str(payload))
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
 
-    async def via_identity() -> None:
-        plain = {**headers, "authorization": f"Bearer {backend._token()}"}
-        plain["accept-encoding"] = "identity"
-        body = {"baton": None, "requests": requests}
-        async with http.session().post(url, json=body, headers=plain) as response:
-            payload = await response.json()
-        if payload["results"][0]["type"] != "ok":
-            raise RuntimeError(str(payload))
+        async def via_aiohttp() -> None:
+            headers = {
+                "authorization": f"Bearer {backend._token()}",
+                "x-namespace-bin": namespace_header(namespace),
+                "accept-encoding": "identity",
+            }
+            body = {"baton": None, "requests": requests}
+            async with session.post(url, json=body, headers=headers) as response:
+                payload = await response.json()
+            if payload["results"][0]["type"] != "ok":
+                raise RuntimeError(str(payload))
 
-    out: dict[str, Any] = {}
-    variants = (
-        ("hrana_http", via_hrana_http),
-        ("msgspec_json", via_msgspec),
-        ("no_gzip", via_identity),
-    )
-    for _, run in variants:
-        await run()
-    for name, run in variants * 2:
-        walls: list[float] = []
-        cpu0 = time.process_time()
-        for _ in range(400):
-            started = time.perf_counter()
+        out: dict[str, Any] = {}
+        variants = (("hrana_http", via_hrana_http), ("aiohttp_json", via_aiohttp))
+        for _, run in variants:
             await run()
-            walls.append(_ms(started))
-        cpu_us = (time.process_time() - cpu0) / 400 * 1e6
-        previous = out.get(name)
-        if previous is None or cpu_us < previous["cpu_us"]:
-            out[name] = {"wall_ms": stats(walls), "cpu_us": round(cpu_us, 1)}
+        for name, run in variants * 2:
+            walls: list[float] = []
+            cpu0 = time.process_time()
+            for _ in range(400):
+                started = time.perf_counter()
+                await run()
+                walls.append(_ms(started))
+            cpu_us = (time.process_time() - cpu0) / 400 * 1e6
+            previous = out.get(name)
+            if previous is None or cpu_us < previous["cpu_us"]:
+                out[name] = {"wall_ms": stats(walls), "cpu_us": round(cpu_us, 1)}
     return out
 
 
@@ -1104,10 +1069,10 @@ def suggestions(results: dict[str, Any]) -> list[str]:
         f"{results['profile']['local']['returning_user']['total_ms']['median']:.2f} ms local; "
         f"CPU per initialize in this process {cpu_s['cpu_us_per_op']:.0f} us vs "
         f"{cpu_l['cpu_us_per_op']:.0f} us local. One Hrana round trip costs "
-        f"{rt['hrana_http']['cpu_us']:.0f} us of client CPU with aiohttp + json, "
-        f"{rt['msgspec_json']['cpu_us']:.0f} us with msgspec for the JSON "
+        f"{rt['hrana_http']['cpu_us']:.0f} us of client CPU with service/backends/http1.py, "
+        f"{rt['aiohttp_json']['cpu_us']:.0f} us with aiohttp and its JSON "
         f"(wall {rt['hrana_http']['wall_ms']['median']:.2f} vs "
-        f"{rt['msgspec_json']['wall_ms']['median']:.2f} ms)."
+        f"{rt['aiohttp_json']['wall_ms']['median']:.2f} ms)."
     )
     streams = results["profile"]["sqld_cpu_per_pipeline"]
     net = "sqld_cpu_us_net_of_idle"
@@ -1152,13 +1117,9 @@ def suggestions(results: dict[str, Any]) -> list[str]:
         out.append(
             f"Of the server's extra {extra:.0f} us per request on sqld, about "
             f"{rt['hrana_http']['cpu_us']:.0f} us is the Hrana round trip's client CPU "
-            f"(aiohttp + json) and {token_us:.0f} us the EdDSA database_token minted per "
-            f"initialize (local returns none): PyJWT parses the PEM text on every call; with "
-            f"the key loaded once it is {tokens['key_loaded_once']['median']:.0f} us. Asking "
-            f"sqld not to gzip (accept-encoding: identity): "
-            f"{rt['no_gzip']['cpu_us']:.0f} us of client CPU per round trip, and sqld "
-            f"{streams['new_stream_seed000_no_gzip'][net]:.0f} us instead of "
-            f"{streams['new_stream_seed000'][net]:.0f} us."
+            f"and {token_us:.0f} us the EdDSA database_token minted per initialize (local "
+            f"returns none; {tokens['key_loaded_once']['median']:.0f} us with the key parsed "
+            "once, as the backend does)."
         )
         if "sqld-ttl" in tp:
             ttl = results["meta"]["check_ttl_s"]

@@ -3,6 +3,7 @@
 Chosen over libsql-client's WebSocket client because one keep-alive HTTP pool serves every
 namespace (the namespace travels in the `x-namespace-bin` header), where a WebSocket would
 need a handshake per namespace; a transaction is a Hrana stream held open by its baton.
+The HTTP is service/backends/http1.py's.
 Protocol: https://github.com/tursodatabase/libsql/blob/main/docs/HRANA_3_SPEC.md
 """
 
@@ -15,10 +16,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp
+import msgspec
 
 from schema_registry.database import Row, Value
+from service.backends.http1 import Http1Pool, HttpError
 from service.backends.streams import Held, StreamCache
+from service.errors import Unavailable
 
 
 class HranaError(Exception):
@@ -120,24 +123,45 @@ def _batch_rows(response: dict[str, Any], count: int) -> list[list[Row]]:
 
 
 class HranaHttp:
-    """The HTTP side: one aiohttp session (a keep-alive pool) for every namespace."""
+    """The HTTP side: keep-alive connections to one sqld, shared by every namespace."""
 
     def __init__(self, base_url: str, token: Callable[[], str]) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token
-        self._session: aiohttp.ClientSession | None = None
+        # By URL: sqld may answer a stream's request with another URL to send the rest to.
+        self._pools: dict[str, Http1Pool] = {self.base_url: Http1Pool(self.base_url)}
 
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=30),
-                connector=aiohttp.TCPConnector(limit=64),
-            )
-        return self._session
+    @property
+    def connections_opened(self) -> int:
+        return sum(pool.opened for pool in self._pools.values())
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for pool in self._pools.values():
+            await pool.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        namespace: str,
+        body: bytes = b"",
+        base_url: str | None = None,
+    ) -> tuple[int, bytes]:
+        """One request for a namespace with the service's token; sqld out of reach is
+        Unavailable (503)."""
+        url = (base_url or self.base_url).rstrip("/")
+        pool = self._pools.get(url)
+        if pool is None:
+            pool = self._pools[url] = Http1Pool(url)
+        headers = {
+            "authorization": f"Bearer {self._token()}",
+            "x-namespace-bin": namespace_header(namespace),
+            "content-type": "application/json",
+        }
+        try:
+            return await pool.request(method, path, body, headers)
+        except (HttpError, TimeoutError) as exc:
+            raise Unavailable(f"sqld at {url} did not answer ({exc or 'timed out'})") from exc
 
     async def pipeline(
         self,
@@ -159,23 +183,14 @@ class HranaHttp:
     ) -> tuple[str | None, str | None, list[Any]]:
         """`pipeline`, returning each request's result as sqld sent it, errors included;
         raises only when the whole request was refused (HranaError with its status)."""
-        url = f"{base_url or self.base_url}/v2/pipeline"
-        headers = {
-            "authorization": f"Bearer {self._token()}",
-            "x-namespace-bin": namespace_header(namespace),
-            # Responses are small: compressing them costs both sides more than it saves.
-            "accept-encoding": "identity",
-        }
-        body = {"baton": baton, "requests": requests}
-        async with self.session().post(url, json=body, headers=headers) as response:
-            if response.status != 200:
-                text = await response.text()
-                if response.status == 404 and "doesn't exist" in text:
-                    raise NamespaceMissing(text, status=404)
-                raise HranaError(
-                    f"sqld answered {response.status}: {text[:200]}", status=response.status
-                )
-            payload = await response.json()
+        body = msgspec.json.encode({"baton": baton, "requests": requests})
+        status, reply = await self.request("POST", "/v2/pipeline", namespace, body, base_url)
+        if status != 200:
+            text = reply.decode("utf-8", "replace")
+            if status == 404 and "doesn't exist" in text:
+                raise NamespaceMissing(text, status=404)
+            raise HranaError(f"sqld answered {status}: {text[:200]}", status=status)
+        payload = msgspec.json.decode(reply)
         return payload.get("baton"), payload.get("base_url"), payload["results"]
 
 
@@ -271,7 +286,7 @@ class HranaTransaction:
         self._lead = []
         if self._baton is not None:
             # If this fails the stream times out on sqld's side and rolls back there.
-            with contextlib.suppress(HranaError):
+            with contextlib.suppress(HranaError, Unavailable):
                 await self._http.pipeline(
                     self._namespace,
                     [_statement("ROLLBACK", ()), *self._after, {"type": "close"}],

@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final, TypeVar
 
-import aiohttp
 import jwt
 import structlog
 from cryptography.hazmat.primitives import serialization
@@ -32,7 +31,8 @@ from schema_registry import history
 from schema_registry.history import HistoryRow, Stamp
 from schema_registry.registry import Registry
 from schema_registry.sync import SyncContext, SyncResult, check, sync
-from service.backends.hrana import HranaDatabase, HranaHttp, NamespaceMissing, namespace_header
+from service.backends.hrana import HranaDatabase, HranaHttp, NamespaceMissing
+from service.backends.http1 import Http1Pool, HttpError
 from service.backends.streams import StreamCache
 from service.config import ConfigError, Settings
 from service.errors import NotFound, Unavailable
@@ -79,8 +79,7 @@ class SqldBackend:
         self._http = [HranaHttp(url, self._token) for url in settings.sqld_url]
         # Returning users' checks reuse streams held open per server (streams.py).
         self.streams = [StreamCache(settings.sqld_held_streams) for _ in settings.sqld_url]
-        self._admin_urls = [url.rstrip("/") for url in settings.sqld_admin_url]
-        self._admin: aiohttp.ClientSession | None = None
+        self._admin = [Http1Pool(url, limit=16) for url in settings.sqld_admin_url]
         # location -> (stamp, monotonic deadline): checks confirmed current, reused for
         # sqld_check_ttl seconds. Bounded; oldest first out.
         self._confirmed: OrderedDict[str, tuple[Stamp, float]] = OrderedDict()
@@ -137,30 +136,33 @@ class SqldBackend:
 
     # The admin API ---------------------------------------------------------------------
 
-    def _admin_session(self) -> aiohttp.ClientSession:
-        if self._admin is None or self._admin.closed:
-            self._admin = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-        return self._admin
+    async def _admin_request(
+        self, shard: int, method: str, path: str, body: bytes = b""
+    ) -> tuple[int, str]:
+        pool = self._admin[shard]
+        try:
+            status, reply = await pool.request(
+                method, path, body, {"content-type": "application/json"}
+            )
+        except (HttpError, TimeoutError) as exc:
+            raise Unavailable(f"sqld's admin API at {pool.base_url} did not answer") from exc
+        return status, reply.decode("utf-8", "replace")
 
     async def create_namespace(self, shard: int, namespace: str) -> bool:
         """Create it; False when it existed already (creation is idempotent)."""
-        url = f"{self._admin_urls[shard]}/v1/namespaces/{namespace}/create"
-        async with self._admin_session().post(url, json={}) as response:
-            if response.status == 200:
-                return True
-            text = await response.text()
-            if response.status == 400 and "already exists" in text:
-                return False
-            raise Unavailable(
-                f"sqld admin API refused to create {namespace}: {response.status} {text[:200]}"
-            )
+        path = f"/v1/namespaces/{namespace}/create"
+        status, text = await self._admin_request(shard, "POST", path, b"{}")
+        if status == 200:
+            return True
+        if status == 400 and "already exists" in text:
+            return False
+        raise Unavailable(f"sqld admin API refused to create {namespace}: {status} {text[:200]}")
 
     async def namespace_exists(self, shard: int, namespace: str) -> bool:
-        url = f"{self._admin_urls[shard]}/v1/namespaces/{namespace}/config"
-        async with self._admin_session().get(url) as response:
-            if response.status in (200, 404):
-                return response.status == 200
-            raise Unavailable(f"sqld admin API answered {response.status} for {namespace}")
+        status, _ = await self._admin_request(shard, "GET", f"/v1/namespaces/{namespace}/config")
+        if status in (200, 404):
+            return status == 200
+        raise Unavailable(f"sqld admin API answered {status} for {namespace}")
 
     async def _call(
         self,
@@ -263,36 +265,29 @@ class SqldBackend:
         self._confirmed.pop(location, None)
         shard, namespace = self.split(location)
         self.streams[shard].forget(namespace)
-        url = f"{self._admin_urls[shard]}/v1/namespaces/{namespace}"
-        async with self._admin_session().delete(url) as response:
-            if response.status in (200, 404):
-                return response.status == 200
-            raise Unavailable(f"sqld admin API refused to delete {namespace}: {response.status}")
+        status, _ = await self._admin_request(shard, "DELETE", f"/v1/namespaces/{namespace}")
+        if status in (200, 404):
+            return status == 200
+        raise Unavailable(f"sqld admin API refused to delete {namespace}: {status}")
 
     async def export(self, location: str, dest: Path) -> None:
         """sqld's /dump (SQL text from one read transaction), loaded into a new SQLite file."""
         shard, namespace = self.split(location)
-        http = self._http[shard]
-        headers = {
-            "authorization": f"Bearer {self._token()}",
-            "x-namespace-bin": namespace_header(namespace),
-        }
-        async with http.session().get(f"{http.base_url}/dump", headers=headers) as response:
-            if response.status == 404:
-                raise NotFound("no database for this user")
-            if response.status != 200:
-                raise Unavailable(f"sqld refused the export: {response.status}")
-            dump = await response.text()
-        await asyncio.to_thread(_load_dump, dump, dest)
+        status, dump = await self._http[shard].request("GET", "/dump", namespace)
+        if status == 404:
+            raise NotFound("no database for this user")
+        if status != 200:
+            raise Unavailable(f"sqld refused the export: {status}")
+        await asyncio.to_thread(_load_dump, dump.decode("utf-8"), dest)
 
     async def ping(self) -> bool:
-        try:
-            for url in self._admin_urls:
-                async with self._admin_session().get(f"{url}/v1/namespaces") as response:
-                    if response.status != 200:
-                        return False
-        except aiohttp.ClientError:
-            return False
+        for shard in range(len(self._admin)):
+            try:
+                status, _ = await self._admin_request(shard, "GET", "/v1/namespaces")
+            except Unavailable:
+                return False
+            if status != 200:
+                return False
         return True
 
     async def prepare(self) -> None:
@@ -302,8 +297,8 @@ class SqldBackend:
     async def close(self) -> None:
         for http in self._http:
             await http.close()
-        if self._admin is not None:
-            await self._admin.close()
+        for admin in self._admin:
+            await admin.close()
 
 
 def _load_dump(dump: str, dest: Path) -> None:

@@ -383,3 +383,18 @@ def test_held_streams_are_dropped_before_sqld_expires_them() -> None:
     time.sleep(0.06)
     assert streams.take("b") is None  # too old to trust: sqld may have closed it
     assert streams.open == 0
+
+
+def test_sqld_out_of_reach_is_a_503_with_a_message(sqld_pair: Any, tmp_path: Path) -> None:
+    server, private = sqld_pair
+    service = start(settings_for(tmp_path, [server], private))
+    try:
+        assert service.initialize("alice").status_code == 200
+        server.stop()
+        returning, new = service.initialize("alice"), service.initialize("bob")
+    finally:
+        service.stop()
+
+    for response in (returning, new):
+        assert response.status_code == 503, response.text
+        assert "did not answer" in response.json()["message"]
