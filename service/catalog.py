@@ -210,8 +210,12 @@ class Catalog:
             (*params, limit),
         )
         records = [_record(row) for row in rows]
-        self._cache.update((r.user_id, r) for r in records)  # a rollout reads them next
+        self.learn(records)  # a rollout reads them next
         return records
+
+    def learn(self, records: list[TenantRecord]) -> None:
+        """Cache rows just read from the store (here, or by the process that sent them)."""
+        self._cache.update((r.user_id, r) for r in records)
 
     async def record_audit(self, entry: AuditEntry) -> None:
         await self.store.execute(*_audit_insert(entry))

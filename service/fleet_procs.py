@@ -56,6 +56,7 @@ def _sync(records: list[TenantRecord], job: Job) -> list[tuple[bool, Any, Any]]:
     tenants: TenantService = _CHILD["tenants"]
 
     async def chunk() -> list[Done | Exception]:
+        tenants.catalog.learn(records)  # read by the parent just now: not read again here
         results = [await attempt(sync_one(tenants, record, job)) for record in records]
         try:
             await tenants.catalog.flush()
