@@ -298,10 +298,12 @@ def _table(results: dict[str, Any]) -> str:
                 best = max(best, ours)
                 how = f"{concurrency} processes" if side == "ours_procs" else "1 process"
                 verdict = "ok" if share >= LOCAL_RATIO_TARGET else "MISSED"
+                target = f">= 60% of bare: {verdict}"
+                if concurrency > 1 and side != "ours_procs":
+                    # bare runs c processes; one Python process is held to a core by the GIL
+                    target = "(information: one process; the target row is --processes)"
                 label = f"local rollout, c={concurrency} ({how}), DBs/s"
-                lines.append(
-                    f"{label:<46}{ours:>10.1f}{bare:>10.1f}{share:>8.0%}  >= 60% of bare: {verdict}"
-                )
+                lines.append(f"{label:<46}{ours:>10.1f}{bare:>10.1f}{share:>8.0%}  {target}")
         verdict = "ok" if best >= 2 * ALEMBIC_DBS_PER_S else "MISSED"
         lines.append(
             f"{'local rollout, best, vs Alembic (cited)':<46}{best:>10.1f}"
