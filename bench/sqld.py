@@ -1048,9 +1048,9 @@ def suggestions(results: dict[str, Any]) -> list[str]:
         "(BEGIN, history table and newest row, sqlite_schema) and the history rows with "
         "COMMIT as one batch each; a cache miss on the new schema costs one more "
         "(introspect's pragmas).",
-        f"Catalog: {count(*catalog):g} round trips, {ms(*catalog):.1f} ms per new user (get, "
-        "get(fresh=True) under the lock, put, audit): the fresh read right after a miss and "
-        "the separate audit insert can go (row + audit in one pipeline).",
+        f"Catalog: {count(*catalog):g} round trips, {ms(*catalog):.1f} ms per new user (the "
+        "row read that finds no tenant, then the row and its audit entry written in one "
+        "batch).",
         f"The namespace create (admin API, {v['floor_create']['median']:.1f} ms alone) cannot "
         "share a Hrana pipeline, but it is idempotent and the location is known from the user "
         "id, so it can run concurrently with the catalog read under the lock "
