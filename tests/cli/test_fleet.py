@@ -3,6 +3,7 @@ acceptance run (local): drift reported, re-runs change nothing, a killed rollout
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -17,9 +18,10 @@ from typing import Any
 import msgspec
 import pytest
 
+from service.backends.threaded import ThreadedSqlite
 from service.errors import Conflict
 from service.fleet import reopen_job, rollout, start_job
-from service.rollout_store import Counts, LeaseLost, RolloutStore
+from service.rollout_store import ROLLOUTS_DDL, Counts, LeaseLost, RolloutStore
 from service.tenants import TenantService
 from tests.api.conftest import registry_upto
 from tests.cli.clikit import record_of, run_sql
@@ -491,3 +493,32 @@ def test_a_job_another_run_holds_is_not_run_twice(fleet: Operator) -> None:
         assert (summary.state, summary.current) == ("finished", len(USERS))
 
     fleet.with_tenants(go)
+
+
+def test_a_catalog_from_before_leases_gets_their_columns(tmp_path: Path) -> None:
+    old_ddl = ROLLOUTS_DDL.replace(
+        ",\n    owner TEXT,\n    lease_until REAL NOT NULL DEFAULT 0", ""
+    )
+    assert "owner" not in old_ddl
+    path = tmp_path / "catalog.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(old_ddl)
+        conn.execute(
+            "INSERT INTO rollouts (job_id, target, dry_run, concurrency, state, started_at, "
+            "updated_at, total) VALUES ('j1', '1.2.0', 0, 8, 'cancelled', 'a', 'a', 4)"
+        )
+    conn.close()
+
+    async def go() -> Any:
+        store = ThreadedSqlite(path)
+        try:
+            job = await RolloutStore(store).get("j1")
+            columns = [str(r[1]) for r in await store.fetch("PRAGMA table_info(rollouts)")]
+        finally:
+            await store.close()
+        return job, columns
+
+    job, columns = asyncio.run(go())
+    assert columns[-2:] == ["owner", "lease_until"]
+    assert job is not None
+    assert (job.state, job.owner, job.leased) == ("cancelled", None, False)
