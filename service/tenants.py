@@ -331,11 +331,15 @@ class TenantService:
         defer: bool = False,
     ) -> TenantRecord:
         """Mirror where the database now is into the catalog."""
-        stamp = result.stamp if result is not None else stamp
+        current = self.registry.current.version
         changes: dict[str, object] = {"last_sync_at": utc_now()}
         if result is not None:
-            changes["status"] = _status(result, self.registry.current.version)
+            stamp = result.stamp
+            changes["status"] = _status(result, current)
             changes["drift_count"] = len(result.drift)
+        elif stamp is not None:  # the fast path found it at this stamp, unchanged
+            changes["status"] = "current" if stamp.version == current else "out_of_date"
+            changes["drift_count"] = 0
         if stamp is not None:
             changes.update(
                 schema_version=stamp.version,

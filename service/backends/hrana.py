@@ -273,12 +273,9 @@ class HranaTransaction:
             self._lead = []
             self.committed = True
             return []
-        try:
-            rows = await self._run(
-                [*statements, ("COMMIT", ())], close=True, rollback_on_error=True
-            )
-        finally:
-            self._baton = None  # closed by the same request
+        # sqld's reply (the stream closed: no baton) clears the baton; a request that may not
+        # have reached sqld keeps it, so `abandon` still rolls back and closes the stream.
+        rows = await self._run([*statements, ("COMMIT", ())], close=True, rollback_on_error=True)
         self.committed = True
         return rows[:-1]
 
@@ -364,11 +361,14 @@ class HranaDatabase:
             baton, base_url, results = await self.http.exchange(
                 self.namespace, [request], *(held or (None, None))
             )
-        except BaseException:
-            streams.lose()
+        except HranaError as exc:  # sqld refused the request: no stream of ours is open
+            streams.lose(closed=exc.status is not None)
+            raise
+        except BaseException:  # no answer: the stream may be open until sqld expires it
+            streams.lose(closed=False)
             raise
         if baton is None:
-            streams.lose()
+            streams.lose(closed=True)
         else:
             streams.give(self.namespace, Held(baton, base_url))
         return _response(results[0])

@@ -6,12 +6,12 @@ sqld opens a connection for every new stream and reads the namespace's schema in
 it about 0.4 ms. A returning user's check therefore reuses a stream that the last check of
 the same namespace left open.
 
-sqld closes a stream after 10 s without a request, and every open stream holds one of its
-`--max-concurrent-connections` (and about 230 KB of its memory with a 27-table schema),
-so the cache never has more than `capacity` streams open on a server, counting the ones in
-use; a stream is only reused within IDLE_FOR seconds of its last request, and one that
-cannot be kept (the cache is full) is closed by the request that opened it. Nothing here
-ever sends a request of its own.
+sqld closes a stream 10 s after its last request, and until then the stream holds one of
+its `--max-concurrent-connections` (and about 230 KB of its memory with a 27-table
+schema). So the cache counts every stream that may still be open on the server: in use,
+idle, or given up but not yet expired there (reused only within IDLE_FOR seconds of its
+last request, counted for OPEN_FOR). It never has more than `capacity` counted; a stream
+it cannot keep is closed by the request that opened it. Nothing here sends a request.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import time
 from collections import OrderedDict
 from typing import Final, NamedTuple
 
-IDLE_FOR: Final = 8.0  # sqld expires an idle stream after 10 s; keep a margin
+IDLE_FOR: Final = 8.0  # reused this long after its last request (sqld expires it at 10 s)
+OPEN_FOR: Final = 11.0  # counted this long: until sqld has surely let it go
 
 
 class Held(NamedTuple):
@@ -29,67 +30,80 @@ class Held(NamedTuple):
     base_url: str | None
 
 
-class StreamCache:
-    """Open streams per namespace, oldest first; single-threaded (one event loop)."""
+class _Counted(NamedTuple):
+    namespace: str | None  # None: given up, only counted until it expires on sqld
+    held: Held | None
+    since: float  # monotonic time of its last request
 
-    def __init__(self, capacity: int, idle_for: float = IDLE_FOR) -> None:
+
+class StreamCache:
+    """Streams per namespace, oldest first; single-threaded (one event loop)."""
+
+    def __init__(
+        self, capacity: int, *, idle_for: float = IDLE_FOR, open_for: float = OPEN_FOR
+    ) -> None:
         self.capacity = capacity
         self.idle_for = idle_for
-        self._open = 0  # streams this cache holds open on the server: idle or in use
+        self.open_for = open_for
+        self._in_use = 0  # taken or reserved
         self._ids = itertools.count()
-        self._idle: OrderedDict[int, tuple[str, Held, float]] = OrderedDict()
-        self._by_namespace: dict[str, list[int]] = {}
+        self._counted: OrderedDict[int, _Counted] = OrderedDict()  # by `since`
+        self._usable: dict[str, list[int]] = {}  # idle streams by namespace, oldest first
 
     @property
     def open(self) -> int:
+        """Streams that may be open on the server because of this cache."""
         self._sweep()
-        return self._open
+        return self._in_use + len(self._counted)
 
     def take(self, namespace: str) -> Held | None:
         """An idle stream of this namespace, now in use: give it back or lose it."""
         self._sweep()
-        ids = self._by_namespace.get(namespace)
-        if not ids:
-            return None
+        ids = self._usable.get(namespace)
+        if not ids or self._counted[ids[-1]].since + self.idle_for < time.monotonic():
+            return None  # none, or too old to trust: left to expire
         key = ids.pop()
         if not ids:
-            del self._by_namespace[namespace]
-        return self._idle.pop(key)[1]
+            del self._usable[namespace]
+        self._in_use += 1
+        return self._counted.pop(key).held  # usable ones always have theirs
 
     def reserve(self) -> bool:
         """Room for one more open stream (then give it or lose it)?"""
-        self._sweep()
-        if self._open >= self.capacity:
+        if self.open >= self.capacity:
             return False
-        self._open += 1
+        self._in_use += 1
         return True
 
     def give(self, namespace: str, held: Held) -> None:
         """A stream in use (taken or reserved) is idle again."""
+        self._in_use -= 1
         key = next(self._ids)
-        self._idle[key] = (namespace, held, time.monotonic() + self.idle_for)
-        self._by_namespace.setdefault(namespace, []).append(key)
+        self._counted[key] = _Counted(namespace, held, time.monotonic())
+        self._usable.setdefault(namespace, []).append(key)
 
-    def lose(self) -> None:
-        """A stream in use is closed (or expired, or failed): its place is free."""
-        self._open -= 1
+    def lose(self, *, closed: bool) -> None:
+        """A stream in use will not be used again; `closed`: sqld has closed it (else it
+        stays counted until it would have expired there)."""
+        self._in_use -= 1
+        if not closed:
+            self._counted[next(self._ids)] = _Counted(None, None, time.monotonic())
 
     def forget(self, namespace: str) -> None:
-        """Drop a namespace's idle streams (it is being deleted); sqld expires them."""
-        for key in self._by_namespace.pop(namespace, []):
-            del self._idle[key]
-            self._open -= 1
+        """Never reuse this namespace's idle streams (it is being deleted)."""
+        for key in self._usable.pop(namespace, []):
+            self._counted[key] = self._counted[key]._replace(namespace=None, held=None)
 
     def _sweep(self) -> None:
-        """Drop idle streams sqld has expired or is about to (the oldest come first)."""
-        now = time.monotonic()
-        while self._idle:
-            key, (namespace, _, deadline) = next(iter(self._idle.items()))
-            if deadline > now:
+        """Stop counting streams sqld has surely closed (the oldest come first)."""
+        gone = time.monotonic() - self.open_for
+        while self._counted:
+            key, counted = next(iter(self._counted.items()))
+            if counted.since > gone:
                 return
-            del self._idle[key]
-            ids = self._by_namespace[namespace]
-            ids.remove(key)
-            if not ids:
-                del self._by_namespace[namespace]
-            self._open -= 1
+            del self._counted[key]
+            if counted.namespace is not None:
+                ids = self._usable[counted.namespace]
+                ids.remove(key)
+                if not ids:
+                    del self._usable[counted.namespace]

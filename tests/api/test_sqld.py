@@ -365,24 +365,34 @@ def test_checks_reuse_held_streams_up_to_the_cap_and_still_see_schema_changes(
             assert streams.open == 2
 
             await tenants.delete("alice")
-            assert streams.open == 1
+            assert streams.take(ns_alice) is None  # never reused; counted until it expires
+            assert streams.open == 2
 
     asyncio.run(go())
 
 
-def test_held_streams_are_dropped_before_sqld_expires_them() -> None:
-    streams = StreamCache(2, idle_for=0.05)
-    assert streams.reserve()
-    assert streams.reserve()
-    assert not streams.reserve()  # full: the next request closes its own stream
+def test_held_streams_count_until_sqld_has_surely_closed_them() -> None:
+    streams = StreamCache(3, idle_for=0.05, open_for=0.15)
+    assert [streams.reserve() for _ in range(4)] == [True, True, True, False]
     streams.give("a", Held("baton-a", None))
     streams.give("b", Held("baton-b", None))
+    streams.give("c", Held("baton-c", None))
     assert streams.take("a") == Held("baton-a", None)
-    streams.lose()  # a's stream failed
-    assert streams.open == 1
-    time.sleep(0.06)
-    assert streams.take("b") is None  # too old to trust: sqld may have closed it
+    streams.lose(closed=True)  # sqld refused a's baton: nothing of ours is open there
+    assert streams.take("b") == Held("baton-b", None)
+    streams.lose(closed=False)  # no answer: b may be open until sqld expires it
+    streams.forget("c")  # c's namespace is being deleted: never reused, still counted
+    assert streams.take("c") is None
+    assert streams.open == 2
+    assert streams.reserve()
+    streams.give("d", Held("baton-d", None))
+    assert not streams.reserve()
+    time.sleep(0.07)
+    assert streams.take("d") is None  # too old to trust: sqld may be closing it
+    assert streams.open == 3  # ... and until then it holds a connection there
+    time.sleep(0.1)
     assert streams.open == 0
+    assert streams.reserve()
 
 
 def test_sqld_out_of_reach_is_a_503_with_a_message(sqld_pair: Any, tmp_path: Path) -> None:

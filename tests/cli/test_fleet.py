@@ -19,9 +19,11 @@ import msgspec
 import pytest
 
 from service.backends.threaded import ThreadedSqlite
+from service.config import load_settings
 from service.errors import Conflict
 from service.fleet import reopen_job, rollout, start_job
 from service.rollout_store import ROLLOUTS_DDL, Counts, LeaseLost, RolloutStore
+from service.runtime import open_runtime
 from service.tenants import TenantService
 from tests.api.conftest import registry_upto
 from tests.cli.clikit import record_of, run_sql
@@ -522,3 +524,18 @@ def test_a_catalog_from_before_leases_gets_their_columns(tmp_path: Path) -> None
     assert columns[-2:] == ["owner", "lease_until"]
     assert job is not None
     assert (job.state, job.owner, job.leased) == ("cancelled", None, False)
+
+
+def test_a_sign_in_on_another_replica_leaves_the_row_current(fleet: Operator) -> None:
+    settings = load_settings({}, **fleet.values)
+
+    async def go() -> tuple[str | None, str, str | None, str]:
+        async with open_runtime(settings) as a, open_runtime(settings) as b:
+            staged = await a.sync_tenant("alice", target="1.1.0")  # a staged rollout on A
+            await b.sync_tenant("alice")  # B brings alice to the current version
+            await a.initialize("alice", None)  # her sign-in lands on A, which cached 1.1.0
+            row = await b.catalog.get("alice", fresh=True)
+        assert row is not None
+        return staged.record.schema_version, staged.record.status, row.schema_version, row.status
+
+    assert asyncio.run(go()) == ("1.1.0", "out_of_date", "1.2.0", "current")

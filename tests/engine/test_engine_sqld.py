@@ -4,6 +4,7 @@ connection: what must hold there as it does on a local file."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from schema_registry.registry import Registry
 from schema_registry.sync import SyncContext, SyncResult
 from service.backends.sqld import SqldBackend
 from service.config import load_settings
+from service.errors import Unavailable
 from tests.sqld import SqldServer, make_keypair
 
 pytestmark = pytest.mark.sqld
@@ -111,3 +113,42 @@ def test_a_migration_that_orphans_rows_is_rolled_back(tmp_path: Path, backend: S
     assert _query(backend, "SELECT count(*) FROM parent") == [(2,)]
     assert _query(backend, "SELECT name FROM sqlite_schema WHERE name = 'extra'") == []
     assert _query(backend, "SELECT version FROM schema_version") == [("1.0.0",)]
+
+
+def test_a_commit_that_never_reaches_sqld_still_releases_the_write_lock(
+    backend: SqldBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def go() -> tuple[object, object]:
+        await backend.create_namespace(0, "alice")
+        db = backend.database("0/alice")
+        await db.execute("CREATE TABLE t (x)")
+        sent = db.http.request
+
+        async def refused(*args: object, **kwargs: object) -> tuple[int, bytes]:
+            raise Unavailable("connection refused (injected)")
+
+        async def write_then_fail_to_commit() -> None:
+            async with db.transaction() as tx:
+                await tx.execute("INSERT INTO t VALUES (1)")
+                monkeypatch.setattr(db.http, "request", refused)  # the COMMIT's request fails
+                try:
+                    await tx.commit([("INSERT INTO t VALUES (2)", ())])
+                finally:
+                    monkeypatch.setattr(db.http, "request", sent)
+
+        with pytest.raises(Unavailable):
+            await write_then_fail_to_commit()
+        # The transaction was rolled back and its stream closed: another writer gets in
+        # at once (sqld would otherwise hold the lock until the stream expires, 10 s).
+        other = backend.database("0/alice")
+        started = time.monotonic()
+        await other.execute("INSERT INTO t VALUES (3)")
+        waited = time.monotonic() - started
+        rows = await other.fetch("SELECT x FROM t")
+        await backend.close()
+        return waited, rows
+
+    waited, rows = asyncio.run(go())
+    assert rows == [(3,)]
+    assert isinstance(waited, float)
+    assert waited < 1.0
