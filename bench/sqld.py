@@ -13,10 +13,11 @@ free loopback ports, then:
    `backend.database_token(...)` through `open_runtime` (namespace created through the
    admin API, the seed-000 schema applied by the engine in one transaction, the catalog row
    and the audit row written), on sqld and on the local backend, one new user each per
-   iteration, interleaved with the floors, measured directly with aiohttp: the namespace
+   iteration, interleaved with the floors, measured directly with the service's HTTP
+   client (service/backends/http1.py, without the service around it): the namespace
    create alone (admin API POST), the plan's DDL (69 statements for 27 tables) sent in one
-   Hrana pipeline of `execute` requests (BEGIN IMMEDIATE ... COMMIT, as the engine's
-   HranaTransaction sends a batch) and as one Hrana `batch` request with ok-conditions, the
+   Hrana pipeline of `execute` requests (BEGIN IMMEDIATE ... COMMIT) and as one Hrana
+   `batch` request with ok-conditions (as the engine's HranaTransaction sends it), the
    issue's floor (create + DDL batch), and a what-if prototype of the whole new user in
    three round trips (create; one conditioned batch: BEGIN, DDL, history table, history
    row, cookie, COMMIT or ROLLBACK; catalog and audit rows in one pipeline) plus the token,
@@ -91,6 +92,7 @@ from schema_registry.registry import Registry  # noqa: E402
 from schema_registry.sync import check  # noqa: E402
 from service.backends import hrana  # noqa: E402
 from service.backends.hrana import HranaDatabase, HranaHttp, namespace_header  # noqa: E402
+from service.backends.http1 import Http1Pool  # noqa: E402
 from service.backends.sqld import namespace_for  # noqa: E402
 from service.config import Settings, load_settings  # noqa: E402
 from service.logs import configure_logging  # noqa: E402
@@ -436,7 +438,6 @@ class Provisioning:
     ) -> None:
         self.sqld_svc = sqld_svc
         self.local_svc = local_svc
-        self.admin_url = sqld.admin_url
         self.registry: Registry = sqld_svc.registry
         key_text = key.read_text(encoding="utf-8")
         now = int(time.time())
@@ -444,23 +445,25 @@ class Provisioning:
             {"sub": "bench", "iat": now, "exp": now + 4 * 3600}, key_text, algorithm="EdDSA"
         )
         self.http = HranaHttp(sqld.url, lambda: token)
-        self.admin: aiohttp.ClientSession | None = None
+        self.admin = Http1Pool(sqld.admin_url)  # the service's HTTP client, as it sends them
         self.plan: list[str] = []  # the engine's own DDL, from the first provisioned user
 
     async def open(self) -> None:
-        self.admin = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        pass
 
     async def close(self) -> None:
-        if self.admin is not None:
-            await self.admin.close()
+        await self.admin.close()
         await self.http.close()
 
+    async def _admin_post(self, path: str) -> None:
+        status, reply = await self.admin.request(
+            "POST", path, b"{}", {"content-type": "application/json"}
+        )
+        if status != 200:
+            raise RuntimeError(f"POST {path}: {status} {reply[:200]!r}")
+
     async def create(self, namespace: str) -> None:
-        assert self.admin is not None
-        url = f"{self.admin_url}/v1/namespaces/{namespace}/create"
-        async with self.admin.post(url, json={}) as response:
-            if response.status != 200:
-                raise RuntimeError(f"create {namespace}: {response.status} {await response.text()}")
+        await self._admin_post(f"/v1/namespaces/{namespace}/create")
 
     # The service, end to end ----------------------------------------------------------
 
@@ -477,11 +480,7 @@ class Provisioning:
 
     async def fork(self, template: str, namespace: str) -> None:
         """sqld's admin fork: a copy of a namespace that already has the schema."""
-        assert self.admin is not None
-        url = f"{self.admin_url}/v1/namespaces/{template}/fork/{namespace}"
-        async with self.admin.post(url, json={}) as response:
-            if response.status != 200:
-                raise RuntimeError(f"fork {namespace}: {response.status} {await response.text()}")
+        await self._admin_post(f"/v1/namespaces/{template}/fork/{namespace}")
 
     # Floors ---------------------------------------------------------------------------
 
