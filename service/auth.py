@@ -135,6 +135,7 @@ class Authenticator:
             or claims.get("role") == role
             or (isinstance(scope, str) and role in scope.split())
             or (isinstance(scp, list) and role in scp)
+            or (isinstance(scp, str) and role in scp.split())  # Azure AD sends a string
         )
 
 

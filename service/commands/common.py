@@ -86,3 +86,10 @@ def fail(message: str) -> int:
     sys.stderr.write(f"tenantdb: {message}\n")
     sys.stderr.flush()
     return FAILED
+
+
+def usage(message: str) -> int:
+    """Say on stderr what was asked wrongly (an unknown version or job, a folder that
+    cannot be written); returns the exit code for bad usage."""
+    fail(message)
+    return USAGE

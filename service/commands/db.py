@@ -26,11 +26,13 @@ from service.commands.common import (
     emit,
     emit_json,
     fail,
+    usage,
     with_tenants,
 )
 from service.config import Settings
 from service.dump import Snapshot, TableSummary, read_snapshot
-from service.errors import NotFound
+from service.errors import BadRequest, NotFound
+from service.fleet import target_version
 from service.tenants import TenantService
 
 _USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -59,7 +61,7 @@ Exit code 1 when the database has drifted: nothing was applied, and the drift is
 
 examples:
   tenantdb db sync alice                    # to the registry's current version
-  tenantdb db sync alice --to 1.1.0         # to an older (not a lower) version
+  tenantdb db sync alice --to 1.1.0         # to a version below the current one (never a downgrade)
   tenantdb db sync alice --dry-run          # same as `tenantdb db diff alice`
 """
 RESTORE_EPILOG = """\
@@ -213,6 +215,7 @@ def _run_sync(
     settings: Settings, user: str, *, target: str | None, apply: bool
 ) -> SyncResult | None:
     async def work(tenants: TenantService) -> SyncResult | None:
+        target_version(tenants.registry, target)  # an unknown version is bad usage
         outcome = await tenants.sync_tenant(
             user, target=target, apply=apply, trigger="cli", actor=_actor()
         )
@@ -224,6 +227,8 @@ def _run_sync(
 def _diff(args: argparse.Namespace, settings: Settings) -> int:
     try:
         result = _run_sync(settings, args.user, target=args.to, apply=False)
+    except BadRequest as exc:
+        return usage(exc.message)
     except SyncError as exc:
         return fail(f"{args.user}: {exc}")
     _show(args, result, render_dry_run)
@@ -235,6 +240,8 @@ def _sync(args: argparse.Namespace, settings: Settings) -> int:
         return _diff(args, settings)
     try:
         result = _run_sync(settings, args.user, target=args.to, apply=True)
+    except BadRequest as exc:
+        return usage(exc.message)
     except SyncError as exc:
         return fail(f"{args.user}: {exc}")
     _show(args, result, render_applied)

@@ -6,12 +6,21 @@ The layout and the statuses are described in service/dump.py.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import msgspec
 import structlog
 
-from service.commands.common import FAILED, OK, add_command, emit, emit_json, with_tenants
+from service.commands.common import (
+    FAILED,
+    OK,
+    add_command,
+    emit,
+    emit_json,
+    usage,
+    with_tenants,
+)
 from service.commands.db import user_id
 from service.config import Settings
 from service.dump import DumpReport, dump_tenant
@@ -64,6 +73,9 @@ def _dump(args: argparse.Namespace, settings: Settings) -> int:
         _show(args, await dump_tenant(tenants, args.user, out_dir / args.user))
         return OK
 
+    if (problem := _unwritable(out_dir)) is not None:
+        return usage(f"cannot write to {out_dir}: {problem}")
+
     async def every(tenants: TenantService) -> int:
         failed = 0
         after: str | None = None
@@ -82,6 +94,18 @@ def _dump(args: argparse.Namespace, settings: Settings) -> int:
         return FAILED if failed else OK
 
     return with_tenants(settings, every if args.all else one)
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why `folder` cannot be made or written to, checked without making it."""
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
 
 
 def _show(args: argparse.Namespace, result: DumpReport | DumpFailure) -> None:

@@ -16,6 +16,8 @@ from service.commands.common import (
     add_group,
     emit,
     emit_json,
+    fail,
+    usage,
     with_tenants,
 )
 from service.config import Settings
@@ -27,6 +29,7 @@ from service.logs import configure_logging
 from service.rollout_store import (
     DriftNote,
     Progress,
+    RolloutStore,
     RolloutSummary,
     TenantIssue,
 )
@@ -212,6 +215,10 @@ def _sync(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(tenants: TenantService) -> RolloutSummary:
         target_version(tenants.registry, args.to)  # a bad version stops here, before any job
+        if args.resume and await RolloutStore(tenants.catalog.store).get(args.resume) is None:
+            raise BadRequest(
+                f"no rollout job {args.resume} (`tenantdb fleet status` shows the last)"
+            )
         if args.backup:  # replaces the configured policy's hook for this run
             install_backups(tenants, settings, policy="always")
         with contextlib.ExitStack() as stack:
@@ -233,12 +240,10 @@ def _sync(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         summary = with_tenants(settings, work)
-    except BadRequest as exc:  # an unknown version
-        sys.stderr.write(f"tenantdb: {exc.message}\n")
-        return USAGE
+    except BadRequest as exc:  # an unknown version or job
+        return usage(exc.message)
     except Conflict as exc:  # the job is being run elsewhere
-        sys.stderr.write(f"tenantdb: {exc.message}\n")
-        return FAILED
+        return fail(exc.message)
     except KeyboardInterrupt:
         sys.stderr.write(
             "\ntenantdb: interrupted; the job's progress is saved: `tenantdb fleet status` "

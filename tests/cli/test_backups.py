@@ -18,7 +18,7 @@ from service import backups
 from service.backends.sqld import SqldBackend
 from service.backups import inspect_backup, list_backups, restore_backup
 from service.errors import BadRequest, Unavailable
-from service.tenants import TenantService
+from service.tenants import TenantService, remove_export
 from tests.api.conftest import registry_upto
 from tests.cli.conftest import Operator
 
@@ -228,8 +228,11 @@ def test_restore_from_an_export_at_the_current_version_rearms_the_fast_path(
 
     async def scenario(tenants: TenantService) -> Any:
         export = await tenants.export("gus")
-        await run_sql(tenants, "gus", "DELETE FROM accounts")
-        await restore_backup(tenants, "gus", export)
+        try:
+            await run_sql(tenants, "gus", "DELETE FROM accounts")
+            await restore_backup(tenants, "gus", export)
+        finally:
+            await remove_export(export)
         outcome = await tenants.initialize("gus", None)
         return await run_sql(tenants, "gus", ACCOUNTS), outcome
 
@@ -245,10 +248,13 @@ def test_restore_brings_back_a_lost_database(operator: Operator) -> None:
 
     async def scenario(tenants: TenantService) -> Any:
         export = await tenants.export("ivy")
-        record = await tenants.catalog.get("ivy")
-        assert record is not None
-        assert await tenants.backend.delete(record.location)  # the file or namespace is gone
-        await restore_backup(tenants, "ivy", export)
+        try:
+            record = await tenants.catalog.get("ivy")
+            assert record is not None
+            assert await tenants.backend.delete(record.location)  # the file or namespace is gone
+            await restore_backup(tenants, "ivy", export)
+        finally:
+            await remove_export(export)
         return await run_sql(tenants, "ivy", ACCOUNTS, HISTORY)
 
     assert operator.with_tenants(scenario) == [[(1, "saved")], [("1.2.0",)]]

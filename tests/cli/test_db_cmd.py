@@ -178,21 +178,26 @@ def test_sync_refuses_a_drifted_database(notes: Operator) -> None:
 
 
 @pytest.mark.parametrize(
-    ("target", "message"),
+    ("target", "code", "message"),
     [
-        ("9.9.9", "alice: version 9.9.9 is not in the registry (it has 1.0.0, 1.1.0)"),
-        ("1.0.0", "alice: the database is at 1.1.0, newer than 1.0.0: tenantdb does not downgrade"),
+        ("9.9.9", 2, "version 9.9.9 is not in the registry (it has 1.0.0, 1.1.0)"),
+        (
+            "1.0.0",
+            1,
+            "alice: the database is at 1.1.0, newer than 1.0.0: tenantdb does not downgrade",
+        ),
     ],
-    ids=["unknown-version", "downgrade"],
+    ids=["unknown-version-is-bad-usage", "downgrade-fails"],
 )
+@pytest.mark.parametrize("command", ["sync", "diff"])
 def test_sync_to_a_version_it_cannot_reach_fails(
-    notes: Operator, target: str, message: str
+    notes: Operator, command: str, target: str, code: int, message: str
 ) -> None:
     notes.cli("db", "sync", "alice")
 
-    code, out, err = notes.cli("db", "sync", "alice", "--to", target)
+    result = notes.cli("db", command, "alice", "--to", target)
 
-    assert (code, out, err) == (1, "", f"tenantdb: {message}\n")
+    assert result == (code, "", f"tenantdb: {message}\n")
 
 
 def test_restore_brings_back_the_backup(notes: Operator, tmp_path: Path) -> None:

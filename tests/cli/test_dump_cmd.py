@@ -243,3 +243,13 @@ def test_odd_table_names_survive_redumps(notes: Operator, tmp_path: Path) -> Non
         "notes": "unchanged",
         "tags": "unchanged",
     }
+
+
+def test_a_folder_that_cannot_be_written_is_bad_usage(notes: Operator, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+
+    code, out, err = notes.cli("dump", "alice", str(blocker / "dumps"))
+
+    assert (code, out) == (2, "")
+    assert err == f"tenantdb: cannot write to {blocker / 'dumps'}: {blocker} is not a folder\n"

@@ -284,8 +284,9 @@ def test_backup_flag_backs_up_each_database_it_changes(fleet: Operator) -> None:
     [
         (("--to", "9.9.9"), "version 9.9.9 is not in the registry (it has 1.0.0, 1.1.0, 1.2.0)"),
         (("--concurrency", "0"), "--concurrency and --processes must be at least 1"),
+        (("--resume", "0123456789abcdef"), "no rollout job 0123456789abcdef"),
     ],
-    ids=["unknown-version", "no-concurrency"],
+    ids=["unknown-version", "no-concurrency", "unknown-job"],
 )
 def test_bad_usage_exits_2_before_any_job(
     fleet: Operator, args: tuple[str, ...], message: str
@@ -294,6 +295,8 @@ def test_bad_usage_exits_2_before_any_job(
 
     assert (code, out) == (2, "")
     assert message in err
+    jobs = fleet.with_tenants(lambda t: RolloutStore(t.catalog.store).jobs())
+    assert jobs == []
 
 
 @pytest.mark.parametrize("backend_kind", ["local"])
