@@ -97,11 +97,6 @@ async def newest(session: Session) -> HistoryRow | None:
     return parse(rows)[0] if rows else None
 
 
-async def schema_cookie(session: Session) -> int:
-    rows = await session.fetch(COOKIE_SQL)
-    return int(rows[0][0])  # type: ignore[arg-type]
-
-
 def record_statements(rows: list[tuple[Value, ...]]) -> list[tuple[str, Sequence[Value]]]:
     """Append rows to the table (the sync made it, if missing, when its transaction began),
     then read the cookie they stored: the last statement's.

@@ -67,12 +67,11 @@ def _recovered(record: TenantRecord, result: SyncResult) -> AuditEntry:
     )
 
 
-def _status(result: SyncResult, current: str) -> str:
-    """The catalog's status after a sync: against the registry's current version, so a
-    tenant synced to an older target (a staged rollout, a restore) is out_of_date."""
-    if not result.up_to_date:
-        return result.status
-    return "current" if result.to_version == current else "out_of_date"
+def _status(at: str, current: str) -> str:
+    """The catalog's status of a tenant found matching version `at`: against the
+    registry's current version, so one synced to an older target (a staged rollout, a
+    restore) is out_of_date."""
+    return "current" if at == current else "out_of_date"
 
 
 async def remove_export(path: Path) -> None:
@@ -335,10 +334,12 @@ class TenantService:
         changes: dict[str, object] = {"last_sync_at": utc_now()}
         if result is not None:
             stamp = result.stamp
-            changes["status"] = _status(result, current)
+            changes["status"] = (
+                _status(result.to_version, current) if result.up_to_date else result.status
+            )
             changes["drift_count"] = len(result.drift)
         elif stamp is not None:  # the fast path found it at this stamp, unchanged
-            changes["status"] = "current" if stamp.version == current else "out_of_date"
+            changes["status"] = _status(stamp.version, current)
             changes["drift_count"] = 0
         if stamp is not None:
             changes.update(

@@ -225,26 +225,24 @@ def _run_sync(
 
 
 def _diff(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        result = _run_sync(settings, args.user, target=args.to, apply=False)
-    except BadRequest as exc:
-        return usage(exc.message)
-    except SyncError as exc:
-        return fail(f"{args.user}: {exc}")
-    _show(args, result, render_dry_run)
-    return OK
+    return _sync_and_show(args, settings, apply=False)
 
 
 def _sync(args: argparse.Namespace, settings: Settings) -> int:
-    if args.dry_run:
-        return _diff(args, settings)
+    return _sync_and_show(args, settings, apply=not args.dry_run)
+
+
+def _sync_and_show(args: argparse.Namespace, settings: Settings, *, apply: bool) -> int:
+    """`db sync` (apply) or its dry run `db diff`, shown; the exit code."""
     try:
-        result = _run_sync(settings, args.user, target=args.to, apply=True)
+        result = _run_sync(settings, args.user, target=args.to, apply=apply)
     except BadRequest as exc:
         return usage(exc.message)
     except SyncError as exc:
         return fail(f"{args.user}: {exc}")
-    _show(args, result, render_applied)
+    _show(args, result, render_applied if apply else render_dry_run)
+    if not apply:
+        return OK
     return OK if result is None or result.up_to_date else FAILED
 
 
