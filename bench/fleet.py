@@ -1,4 +1,4 @@
-"""Fleet rollout benchmark: `service.fleet.rollout` beside bare sqlite3, in the same run.
+"""Fleet rollout benchmark: `service.rollouts.run.rollout` beside bare sqlite3, in the same run.
 
 Run from the repo root:
 
@@ -53,11 +53,11 @@ from schema_registry.diff import diff  # noqa: E402
 from schema_registry.plan import make_plan  # noqa: E402
 from schema_registry.registry import EXAMPLE, Registry, load_registry  # noqa: E402
 from service.config import Settings, load_settings  # noqa: E402
-from service.fleet import rollout  # noqa: E402
-from service.fleet_procs import ProcessSyncer  # noqa: E402
 from service.logs import configure_logging  # noqa: E402
-from service.rollout_store import RolloutSummary  # noqa: E402
-from service.runtime import open_runtime  # noqa: E402
+from service.rollouts.processes import ProcessSyncer  # noqa: E402
+from service.rollouts.run import rollout  # noqa: E402
+from service.rollouts.store import RolloutSummary  # noqa: E402
+from service.wiring import open_runtime  # noqa: E402
 from tests.fleetkit import build_template, copy_fleet, locations, register_fleet  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "fleet.json"

@@ -90,14 +90,13 @@ from schema_registry.clock import utc_now  # noqa: E402
 from schema_registry.history import HISTORY_DDL  # noqa: E402
 from schema_registry.registry import Registry  # noqa: E402
 from schema_registry.sync import check  # noqa: E402
-from service.backends import hrana  # noqa: E402
-from service.backends.hrana import HranaDatabase, HranaHttp, namespace_header  # noqa: E402
-from service.backends.http1 import Http1Pool  # noqa: E402
-from service.backends.sqld import namespace_for  # noqa: E402
+from service.backends.sqld import hrana, namespace_for  # noqa: E402
+from service.backends.sqld.hrana import HranaDatabase, HranaHttp, namespace_header  # noqa: E402
+from service.backends.sqld.http1 import Http1Pool  # noqa: E402
 from service.config import Settings, load_settings  # noqa: E402
 from service.logs import configure_logging  # noqa: E402
-from service.runtime import open_runtime  # noqa: E402
 from service.tenants import TenantService  # noqa: E402
+from service.wiring import open_runtime  # noqa: E402
 from tests import sqld as sqld_fixture  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "sqld.json"

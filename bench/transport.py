@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from schema_registry.sqltext import split_statements  # noqa: E402
-from service.backends.hrana import HranaDatabase, HranaHttp  # noqa: E402
+from service.backends.sqld.hrana import HranaDatabase, HranaHttp  # noqa: E402
 from tests.sqld import SqldServer, make_keypair  # noqa: E402
 
 DDL = split_statements((ROOT / "tests/registries/seed000/1.0.0.sql").read_text())

@@ -21,7 +21,7 @@ from service.api.users import UserController
 from service.auth import Authenticator
 from service.config import Settings
 from service.errors import EXCEPTION_HANDLERS
-from service.runtime import open_runtime
+from service.wiring import open_runtime
 
 log = structlog.get_logger("tenantdb.app")
 

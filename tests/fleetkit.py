@@ -19,7 +19,7 @@ from schema_registry.sync import SyncContext, sync
 from service.backends.local import LocalBackend
 from service.catalog import TenantRecord
 from service.config import Settings
-from service.runtime import open_runtime
+from service.wiring import open_runtime
 
 FEW_ROWS = """
 INSERT INTO accounts (name, broker, starting_balance)

@@ -29,8 +29,8 @@ from service.api.users import provide_tenants
 from service.auth import Identity, check_user_id
 from service.catalog import AuditEntry, TenantRecord
 from service.errors import Conflict, ErrorBody, NotFound
-from service.fleet import reopen_job, rollout, start_job
-from service.rollout_store import RolloutStore, RolloutSummary, summarize
+from service.rollouts.run import reopen_job, rollout, start_job
+from service.rollouts.store import RolloutStore, RolloutSummary, summarize
 from service.tenants import TenantService
 
 log = structlog.get_logger("tenantdb.admin")

@@ -19,7 +19,7 @@ from litestar.handlers.base import BaseRouteHandler
 from service.api.users import provide_tenants
 from service.config import Settings
 from service.errors import NotFound, Unauthorized
-from service.metrics import MEDIA_TYPE, Metrics
+from service.operations.metrics import MEDIA_TYPE, Metrics
 from service.tenants import TenantService
 
 

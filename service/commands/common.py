@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 import msgspec
 
 from service.config import Settings
-from service.runtime import open_runtime
 from service.tenants import TenantService
+from service.wiring import open_runtime
 
 T = TypeVar("T")
 

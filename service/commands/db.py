@@ -30,9 +30,9 @@ from service.commands.common import (
     with_tenants,
 )
 from service.config import Settings
-from service.dump import Snapshot, TableSummary, read_snapshot
 from service.errors import BadRequest, NotFound
-from service.fleet import target_version
+from service.operations.dumps import Snapshot, TableSummary, read_snapshot
+from service.rollouts.run import target_version
 from service.tenants import TenantService
 
 _USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -306,7 +306,7 @@ def _notes(result: SyncResult) -> list[str]:
 
 def _restore(args: argparse.Namespace, settings: Settings) -> int:
     # Imported here: backups are their own feature, and this module loads without them.
-    from service.backups import restore_backup  # noqa: PLC0415
+    from service.operations.backups import restore_backup  # noqa: PLC0415
 
     async def work(tenants: TenantService) -> TenantRecord | None:
         await restore_backup(tenants, args.user, Path(args.backup))

@@ -23,7 +23,7 @@ from service.commands.common import (
 )
 from service.commands.db import user_id
 from service.config import Settings
-from service.dump import DumpReport, dump_tenant
+from service.operations.dumps import DumpReport, dump_tenant
 from service.tenants import TenantService
 
 log = structlog.get_logger("tenantdb.commands.dump")

@@ -7,7 +7,6 @@ import contextlib
 import sys
 from typing import TextIO
 
-from service.backups import install_backups
 from service.commands.common import (
     FAILED,
     OK,
@@ -22,11 +21,12 @@ from service.commands.common import (
 )
 from service.config import Settings
 from service.errors import BadRequest, Conflict
-from service.fleet import rollout, target_version
-from service.fleet_procs import ProcessSyncer
-from service.fleet_status import FleetStatus, fleet_status
 from service.logs import configure_logging
-from service.rollout_store import (
+from service.operations.backups import install_backups
+from service.rollouts.processes import ProcessSyncer
+from service.rollouts.report import FleetStatus, fleet_status
+from service.rollouts.run import rollout, target_version
+from service.rollouts.store import (
     DriftNote,
     Progress,
     RolloutStore,

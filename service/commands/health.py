@@ -18,7 +18,7 @@ from service.backends.sqld import SqldBackend
 from service.catalog import Catalog
 from service.commands.common import FAILED, OK, add_command, emit, emit_json, run
 from service.config import Settings
-from service.runtime import open_backend
+from service.wiring import open_backend
 
 log = structlog.get_logger("tenantdb.commands.health")
 

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from service.backends import http1
-from service.backends.http1 import Http1Pool, HttpError
+from service.backends.sqld import http1
+from service.backends.sqld.http1 import Http1Pool, HttpError
 
 Reply = Callable[[bytes], bytes]  # request head -> raw reply
 

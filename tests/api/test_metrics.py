@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from service.metrics import BUCKETS
+from service.operations.metrics import BUCKETS
 from tests.api.conftest import registry_upto
 
 _SAMPLE = re.compile(r"(?P<name>[a-z_]+)(?:\{(?P<labels>.*)\})? (?P<value>\S+)")

@@ -17,9 +17,9 @@ import pytest
 
 from service.auth import mint_token
 from service.backends.sqld import namespace_for, place
-from service.backends.streams import Held, StreamCache
+from service.backends.sqld.streams import Held, StreamCache
 from service.config import load_settings
-from service.runtime import open_runtime
+from service.wiring import open_runtime
 from tests.api.conftest import SECRET, Running, TenantSql
 from tests.sqld import SqldServer, free_port, make_keypair
 

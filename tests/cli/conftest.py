@@ -14,8 +14,8 @@ import structlog
 import service.cli
 from service.cli import main
 from service.config import Settings, load_settings
-from service.runtime import open_runtime
 from service.tenants import TenantService
+from service.wiring import open_runtime
 from tests.sqld import SqldServer, make_keypair
 
 SECRET = "cli-test-secret-" + "z" * 40

@@ -14,10 +14,10 @@ from structlog.testing import LogCapture
 
 from schema_registry.database import Row
 from schema_registry.sqlite_db import SqliteDatabase, connect
-from service import backups
 from service.backends.sqld import SqldBackend
-from service.backups import inspect_backup, list_backups, restore_backup
 from service.errors import BadRequest, Unavailable
+from service.operations import backups
+from service.operations.backups import inspect_backup, list_backups, restore_backup
 from service.tenants import TenantService, remove_export
 from tests.api.conftest import registry_upto
 from tests.cli.conftest import Operator

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from schema_registry.registry import load_registry
-from service.dump import file_name, previous_statuses, table_name
+from service.operations.dumps import file_name, previous_statuses, table_name
 from tests.cli.clikit import notes_registry, record_of, run_sql
 from tests.cli.conftest import Operator
 

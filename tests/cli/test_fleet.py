@@ -18,13 +18,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from service.backends.threaded import ThreadedSqlite
+from service.backends.local.threaded import ThreadedSqlite
 from service.config import load_settings
 from service.errors import Conflict
-from service.fleet import reopen_job, rollout, start_job
-from service.rollout_store import ROLLOUTS_DDL, Counts, LeaseLost, RolloutStore
-from service.runtime import open_runtime
+from service.rollouts.run import reopen_job, rollout, start_job
+from service.rollouts.store import ROLLOUTS_DDL, Counts, LeaseLost, RolloutStore
 from service.tenants import TenantService
+from service.wiring import open_runtime
 from tests.api.conftest import registry_upto
 from tests.cli.clikit import record_of, run_sql
 from tests.cli.conftest import Operator

@@ -31,9 +31,9 @@ from schema_registry import history
 from schema_registry.history import HistoryRow, Stamp
 from schema_registry.registry import Registry
 from schema_registry.sync import SyncContext, SyncResult, check, sync
-from service.backends.hrana import HranaDatabase, HranaHttp, NamespaceMissing
-from service.backends.http1 import Http1Pool, HttpError
-from service.backends.streams import StreamCache
+from service.backends.sqld.hrana import HranaDatabase, HranaHttp, NamespaceMissing
+from service.backends.sqld.http1 import Http1Pool, HttpError
+from service.backends.sqld.streams import StreamCache
 from service.config import ConfigError, Settings
 from service.errors import NotFound, Unavailable
 

@@ -42,9 +42,9 @@ from schema_registry.sqlite_db import SqliteDatabase, connect, drive
 from schema_registry.sqltext import quote
 from service.auth import check_user_id
 from service.backends.base import Backend
-from service.backends.hrana import HranaError
 from service.backends.local import LocalBackend
 from service.backends.sqld import SqldBackend
+from service.backends.sqld.hrana import HranaError
 from service.catalog import AuditEntry, TenantRecord
 from service.config import Settings
 from service.errors import BadRequest, NotFound, Unavailable

@@ -15,9 +15,9 @@ import msgspec
 
 from schema_registry.sync import SyncContext
 from service.catalog import TenantRecord
-from service.fleet import PAGE_SIZE
-from service.fleet_sync import reason
-from service.rollout_store import DriftNote, Job, RolloutStore
+from service.rollouts.one_tenant import reason
+from service.rollouts.run import PAGE_SIZE
+from service.rollouts.store import DriftNote, Job, RolloutStore
 from service.tenants import TenantService
 
 

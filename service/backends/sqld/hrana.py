@@ -19,8 +19,8 @@ from typing import Any
 import msgspec
 
 from schema_registry.database import Row, Value
-from service.backends.http1 import Http1Pool, HttpError
-from service.backends.streams import Held, StreamCache
+from service.backends.sqld.http1 import Http1Pool, HttpError
+from service.backends.sqld.streams import Held, StreamCache
 from service.errors import Unavailable
 
 

@@ -8,10 +8,10 @@ import sqlite3
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from service.backends.hrana import HranaError
+from service.backends.sqld.hrana import HranaError
 from service.catalog import TenantRecord
 from service.errors import ServiceError, Unavailable
-from service.rollout_store import DriftNote, Job, Kind, TenantIssue
+from service.rollouts.store import DriftNote, Job, Kind, TenantIssue
 from service.tenants import Outcome, TenantService
 
 T = TypeVar("T")

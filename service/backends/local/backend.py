@@ -23,8 +23,8 @@ from schema_registry.history import HistoryRow, Stamp
 from schema_registry.registry import Registry
 from schema_registry.sqlite_db import SqliteDatabase, drive
 from schema_registry.sync import SyncContext, SyncResult, check, is_current, sync
-from service.backends.batcher import Batcher
-from service.backends.pool import ConnectionPool
+from service.backends.local.batcher import Batcher
+from service.backends.local.pool import ConnectionPool
 from service.errors import NotFound
 
 T = TypeVar("T")

@@ -20,15 +20,15 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Final
 
-from service.backups import install_backups
 from service.catalog import TenantRecord
 from service.config import Settings
-from service.fleet import Done
-from service.fleet_sync import SyncFailed, attempt, reason, sync_one, transient
 from service.logs import configure_logging
-from service.rollout_store import Job
-from service.runtime import open_runtime
+from service.operations.backups import install_backups
+from service.rollouts.one_tenant import SyncFailed, attempt, reason, sync_one, transient
+from service.rollouts.run import Done
+from service.rollouts.store import Job
 from service.tenants import TenantService
+from service.wiring import open_runtime
 
 # Tenants per call to a worker: one round trip and one catalog write per chunk, not per
 # tenant. Small enough that a kill loses little work and progress stays smooth.

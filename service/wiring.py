@@ -8,12 +8,12 @@ from contextlib import asynccontextmanager
 from schema_registry.registry import Registry, load_registry
 from service.backends.base import Backend
 from service.backends.local import LocalBackend
+from service.backends.local.threaded import ThreadedSqlite
 from service.backends.sqld import SqldBackend
-from service.backends.threaded import ThreadedSqlite
-from service.backups import install_backups
 from service.catalog import Catalog, CatalogStore
 from service.config import Settings
-from service.metrics import install_metrics
+from service.operations.backups import install_backups
+from service.operations.metrics import install_metrics
 from service.tenants import TenantService
 
 

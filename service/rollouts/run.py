@@ -7,7 +7,7 @@ tenant's failure, whatever it raises, is recorded with its reason and the rollou
 
 A tenant the catalog says is current is first checked with the backend's fast path (a
 header read): on a re-run, the done ones cost that and nothing else. Progress is kept in
-the catalog's database (`service.rollout_store`) so a job can be polled from another
+the catalog's database (`service.rollouts.store`) so a job can be polled from another
 process, and resumed by id after a kill: it restarts after the last user id below which
 everything was done (see `RolloutStore`).
 """
@@ -29,8 +29,8 @@ from schema_registry.clock import utc_now
 from schema_registry.registry import Registry
 from service.catalog import TenantRecord
 from service.errors import BadRequest, Conflict
-from service.fleet_sync import attempt, reason, sync_one, transient
-from service.rollout_store import (
+from service.rollouts.one_tenant import attempt, reason, sync_one, transient
+from service.rollouts.store import (
     KINDS,
     LEASE_SECONDS,
     Counts,

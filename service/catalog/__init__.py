@@ -1,0 +1,10 @@
+"""The catalog of tenants: who has a database, where, and at which version."""
+
+from service.catalog.catalog import (
+    AuditEntry,
+    Catalog,
+    CatalogStore,
+    TenantRecord,
+)
+
+__all__ = ["AuditEntry", "Catalog", "CatalogStore", "TenantRecord"]

@@ -1,0 +1,1 @@
+"""Operator features around the tenants: backups, schema dumps, metrics."""

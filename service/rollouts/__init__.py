@@ -1,0 +1,1 @@
+"""Fleet rollouts: every tenant brought to one registry version, resumably."""
