@@ -2,6 +2,10 @@
 
 Its newest row and the schema cookie stored with it are what the fast path compares
 against, so a returning user costs a header read, not a schema parse.
+
+This module owns the table's name. It sits below introspection in the stage order:
+introspection must leave the table out of the user schema, so it reads the name from
+here, while the table needs nothing from introspection.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ from typing import Final
 import msgspec
 
 from schema_registry.database import Row, Session, Value
-from schema_registry.introspect import HISTORY_TABLE
 from schema_registry.model import Model
 
+HISTORY_TABLE: Final = "schema_version"
 HISTORY_DDL: Final = f"""CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (
     id INTEGER PRIMARY KEY,
     version TEXT NOT NULL,
@@ -125,4 +129,5 @@ def rearm_statements(row_id: int) -> list[tuple[str, Sequence[Value]]]:
 
 def cookie_of(results: list[list[Row]]) -> int:
     """The cookie read by the last of `record_statements` or `rearm_statements`."""
+    # PRAGMA schema_version always yields an integer, never the None a Value allows.
     return int(results[-1][0][0])  # type: ignore[arg-type]

@@ -2,21 +2,27 @@
 
 Each query joins sqlite_schema with a table-valued PRAGMA, so the cost does not grow in
 round trips with the number of tables: that matters on a libSQL server over the network.
+
+Schemas are cached by the user rows of sqlite_schema they were read from. Everything the
+PRAGMAs report is derived by SQLite from those rows (the CREATE statements), so equal rows
+mean an equal schema, and the cache is keyed by those values, not by any object's id. That
+is why it may stay process-wide, and should: its use is to span databases. A fleet at one
+version costs one query each instead of six, and a database built from a registry
+version's own statements is recognised without reading it back.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from typing import Final
 
 import msgspec
 
 from schema_registry.database import Row, Session
+from schema_registry.history import HISTORY_TABLE
+from schema_registry.lru import LRU
 from schema_registry.model import Column, ForeignKey, Index, Schema, Table, Trigger, View
 from schema_registry.sqltext import clause, column_definitions, fold, normalize, table_checks
-
-HISTORY_TABLE: Final = "schema_version"
 
 OBJECTS_SQL: Final = "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY rowid"
 TABLE_LIST_SQL: Final = "SELECT name, type, wr, strict FROM pragma_table_list WHERE schema = 'main'"
@@ -43,7 +49,10 @@ WHERE m.type = 'index' AND x.key = 1 ORDER BY m.rowid, x.seqno
 
 
 def is_internal(name: str) -> bool:
-    """SQLite's, libSQL's, Litestream's and tenantdb's own objects are not user schema."""
+    """SQLite's, libSQL's, Litestream's and tenantdb's own objects are not user schema.
+
+    tenantdb's own is the history table, whose name the history module owns.
+    """
     lowered = fold(name)
     return lowered.startswith(("sqlite_", "libsql_", "_litestream_")) or lowered in {
         "sqlite3_libsql_tasks",
@@ -51,36 +60,7 @@ def is_internal(name: str) -> bool:
     }
 
 
-class _SchemaCache:
-    """Schemas by the sqlite_schema rows they were read from, most recent first.
-
-    Everything the PRAGMAs report is derived by SQLite from those rows (the CREATE
-    statements), so equal rows mean an equal schema: a fleet of databases at one version
-    costs one query each instead of six, and a database built from a registry version's
-    own statements is recognised without reading it back.
-    """
-
-    def __init__(self, size: int = 256) -> None:
-        self._size = size
-        self._items: OrderedDict[tuple[Row, ...], Schema] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[Row, ...]) -> Schema | None:
-        with self._lock:
-            schema = self._items.get(key)
-            if schema is not None:
-                self._items.move_to_end(key)
-            return schema
-
-    def put(self, key: tuple[Row, ...], schema: Schema) -> None:
-        with self._lock:
-            self._items[key] = schema
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-
-_cache = _SchemaCache()
+_schemas: Final[LRU[tuple[Row, ...], Schema]] = LRU(256)  # see the module docstring
 
 
 def schema_key(objects: list[Row]) -> tuple[Row, ...]:
@@ -106,11 +86,11 @@ async def introspect(session: Session, objects: list[Row] | None = None) -> Sche
     if objects is None:
         objects = await session.fetch(OBJECTS_SQL)
     key = schema_key(objects)
-    cached = _cache.get(key)
+    cached = _schemas.get(key)
     if cached is not None:
         return cached
     schema = await _read(session, objects)
-    _cache.put(key, schema)
+    _schemas.put(key, schema)
     return schema
 
 

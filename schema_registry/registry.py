@@ -21,8 +21,9 @@ from schema_registry.changes import Extra
 from schema_registry.diff import diff
 from schema_registry.errors import RegistryError
 from schema_registry.introspect import introspect
+from schema_registry.lru import LRU
 from schema_registry.model import Model, Schema
-from schema_registry.plan import make_plan
+from schema_registry.plan import Plan, make_plan
 from schema_registry.sqlite_db import SqliteDatabase, drive
 from schema_registry.sqltext import split_statements
 
@@ -45,8 +46,13 @@ class RegistryFile(Model, frozen=True):
     versions: tuple[VersionEntry, ...]
 
 
-class Version(Model, frozen=True):
-    """A compiled version: its entry plus the schema SQLite built from it."""
+class Version(Model, frozen=True, dict=True):
+    """A compiled version: its entry plus the schema SQLite built from it.
+
+    What is worked out from a version once (its key, its plans) is cached on the version
+    itself, so it lives exactly as long as the loaded registry: `dict=True` gives each
+    instance room for it outside the fields, which alone decide equality, hash and encoding.
+    """
 
     version: str
     description: str
@@ -56,14 +62,35 @@ class Version(Model, frozen=True):
     migration: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
 
-    @property
+    @functools.cached_property
     def key(self) -> tuple[int, ...]:
+        """(MAJOR, MINOR, PATCH), parsed once: every sync compares a few."""
         return version_key(self.version)
 
+    @functools.cached_property
+    def _plans(self) -> LRU[Schema, Plan]:
+        """Where Python's cached_property has no lock (3.12+), two threads' first calls may
+        each make one; one is kept, and the other's plan is only made again."""
+        return LRU(256)
 
-@functools.lru_cache(maxsize=1024)
+    def plan_from(self, actual: Schema) -> Plan:
+        """The plan from `actual` to this version, made once per distinct schema.
+
+        Keyed by the schema's value, so a fleet of databases in the same state diffs once.
+        Introspection hands out one object per distinct schema, so the lookup usually
+        matches by identity before comparing anything.
+        """
+        if actual == self.schema:
+            return Plan()
+        plan = self._plans.get(actual)
+        if plan is None:
+            plan = make_plan(diff(actual, self.schema), optional_tables=self.optional)
+            self._plans.put(actual, plan)
+        return plan
+
+
 def version_key(version: str) -> tuple[int, ...]:
-    """(MAJOR, MINOR, PATCH) for ordering; cached, since every sync compares a few."""
+    """(MAJOR, MINOR, PATCH) for ordering."""
     match = _SEMVER.match(version)
     if match is None:
         raise ValueError(f"{version!r} is not a MAJOR.MINOR.PATCH version")

@@ -161,6 +161,7 @@ def drive(coro: Coroutine[Any, Any, T]) -> T:
     try:
         coro.send(None)
     except StopIteration as stop:
+        # StopIteration.value is typed Any; it is what the coroutine returned, a T.
         return stop.value  # type: ignore[no-any-return]
     coro.close()
     raise RuntimeError("drive() got a coroutine that suspended; await it on a loop instead")

@@ -13,7 +13,6 @@ that others reference would run ON DELETE CASCADE and silently empty its childre
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from typing import Final, Literal
@@ -24,12 +23,11 @@ from schema_registry import history
 from schema_registry.changes import Extra
 from schema_registry.clock import utc_now
 from schema_registry.database import Database, Row, Transaction, Value
-from schema_registry.diff import diff
 from schema_registry.errors import NewerDatabaseError, SyncError
 from schema_registry.history import HistoryRow, Stamp
 from schema_registry.introspect import OBJECTS_SQL, introspect
-from schema_registry.model import Model, Schema
-from schema_registry.plan import Plan, Refusal, make_plan
+from schema_registry.model import Model
+from schema_registry.plan import Refusal
 from schema_registry.registry import Registry, Version, version_key
 
 FOREIGN_KEY_CHECK: Final = "PRAGMA foreign_key_check"
@@ -177,32 +175,6 @@ def _refuse_new_orphans(before: list[Row], after: list[Row]) -> None:
         )
 
 
-_plans: dict[tuple[int, int], tuple[Schema, Version, Plan]] = {}
-_plans_lock = threading.Lock()  # syncs run on several worker threads
-
-
-def plan_for(actual: Schema, version: Version) -> Plan:
-    """The plan from `actual` to a version, computed once per schema object.
-
-    Introspection hands out one Schema object per distinct schema (its cache), so a fleet
-    of databases in the same state diffs once. The entry keeps both objects alive, so the
-    ids in the key cannot be reused by other objects while the entry exists.
-    """
-    if actual == version.schema:
-        return Plan()
-    key = (id(actual), id(version))
-    with _plans_lock:
-        hit = _plans.get(key)
-    if hit is not None and hit[0] is actual and hit[1] is version:
-        return hit[2]
-    plan = make_plan(diff(actual, version.schema), optional_tables=version.optional)
-    with _plans_lock:
-        if len(_plans) >= 256:
-            _plans.pop(next(iter(_plans)))
-        _plans[key] = (actual, version, plan)
-    return plan
-
-
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
 
@@ -244,7 +216,7 @@ async def _verify(
 ) -> SyncResult:
     """What a sync would do, without writing anything."""
     from_version = _from_version(head, target=target)
-    plan = plan_for(await introspect(db), target)
+    plan = target.plan_from(await introspect(db))
     warnings = tuple(f"optional: {s.describe()}" for s in plan.optional)
     pending_migrations = bool(_migrations(registry, from_version, target))
     status: Status
@@ -322,7 +294,7 @@ async def _upgrade(
     # Straight to the target, except that a version with a migration script is reached
     # first, so its script runs against the schema it was written for.
     for stop in [*(v for v in migrating if v is not target), target]:
-        plan = plan_for(actual, stop)
+        plan = stop.plan_from(actual)
         script = [step.sql() for step in plan.steps]
         script += list(stop.migration) if stop in migrating else []
         applied += [step.describe() for step in plan.steps]
@@ -334,7 +306,7 @@ async def _upgrade(
         results = await tx.fetch_many([(statement, ()) for statement in script] + after)
         actual = await introspect(tx, results[len(script)])
         violations_after = results[-1] if len(after) == 2 else violations_after
-    final = plan_for(actual, target)
+    final = target.plan_from(actual)
     if final.steps:
         raise SyncError(
             f"after applying, {final.steps[0].describe()} is still missing; rolled back"

@@ -12,13 +12,21 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from schema_registry.database import Row
-from schema_registry.history import HistoryRow, Stamp, read_history
-from schema_registry.introspect import introspect
-from schema_registry.model import Schema
-from schema_registry.registry import Registry, load_registry
-from schema_registry.sqlite_db import SqliteDatabase, connect, drive
-from schema_registry.sync import SyncResult, sync
+from schema_registry import (
+    HistoryRow,
+    Registry,
+    Row,
+    Schema,
+    SqliteDatabase,
+    Stamp,
+    SyncResult,
+    connect,
+    drive,
+    introspect,
+    load_registry,
+    read_history,
+    sync,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED000 = ROOT / "tests" / "registries" / "seed000"
@@ -133,7 +141,9 @@ def snapshot(path: Path) -> tuple[int, list[Row], list[str], bytes]:
 
 
 def cookie_of(path: Path) -> int:
-    return int(query(path, "PRAGMA schema_version")[0][0])  # type: ignore[arg-type]
+    cookie = query(path, "PRAGMA schema_version")[0][0]
+    assert isinstance(cookie, int)
+    return cookie
 
 
 REBUILD_V1 = """

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from schema_registry.registry import load_registry
-from schema_registry.sqlite_db import SqliteDatabase, drive
-from schema_registry.sync import sync
+from schema_registry import SqliteDatabase, drive, load_registry, sync
 
 
 def main(database: str, registry_path: str) -> None:

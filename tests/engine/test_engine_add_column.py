@@ -13,11 +13,9 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from enginekit import execute_script, query, run_sync, single, snapshot
 
-from schema_registry.changes import AddColumn, AlterTable
-from schema_registry.plan import Refusal, add_column_refusal
-from schema_registry.registry import compile_schema
+from schema_registry import AddColumn, AlterTable, Refusal, add_column_refusal, compile_schema
+from tests.engine.enginekit import execute_script, query, run_sync, single, snapshot
 
 PARENT = "CREATE TABLE p (id INTEGER PRIMARY KEY);\n"
 BEFORE = PARENT + "CREATE TABLE t (name TEXT NOT NULL);\n"

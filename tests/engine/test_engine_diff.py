@@ -5,22 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from enginekit import execute_script, query, run_sync, schema_of, single
 
-from schema_registry.changes import (
+from schema_registry import (
     AddColumn,
     AlterColumn,
     AlterTable,
+    Column,
     CreateIndex,
     Extra,
+    Index,
     ReplaceIndex,
     ReplaceTrigger,
     ReplaceView,
+    compile_schema,
+    diff,
+    make_plan,
 )
-from schema_registry.diff import diff
-from schema_registry.model import Column, Index
-from schema_registry.plan import make_plan
-from schema_registry.registry import compile_schema
+from tests.engine.enginekit import execute_script, query, run_sync, schema_of, single
 
 TABLE = "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT 'x', n INTEGER);\n"
 
@@ -235,8 +236,8 @@ def test_object_with_another_definition_is_replace_drift(
 ) -> None:
     expected = compile_schema(TABLE + expected_sql)
     actual = compile_schema(TABLE + actual_sql)
-    want = (expected.triggers + expected.views + expected.indexes)[0]  # type: ignore[operator]
-    found = (actual.triggers + actual.views + actual.indexes)[0]  # type: ignore[operator]
+    want = (expected.triggers + expected.views + expected.indexes)[0]
+    found = (actual.triggers + actual.views + actual.indexes)[0]
 
     changes = diff(actual, expected)
 

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
-from enginekit import ROOT, history_of, opened, query, run_sync, schema_of
 
-from schema_registry.registry import EXAMPLE, Registry, load_registry
+from schema_registry import EXAMPLE, Registry, load_registry
+from tests.engine.enginekit import ROOT, history_of, opened, query, run_sync, schema_of
 
 CHILD = Path(__file__).with_name("interrupt_child.py")
 TRADES = 50_000

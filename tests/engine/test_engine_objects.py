@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from enginekit import execute_script, query, run_sync, schema_of, single
 
-from schema_registry.diff import dependency_order
-from schema_registry.registry import compile_schema
-from schema_registry.sqltext import quote
+from schema_registry import compile_schema, dependency_order, quote
+from tests.engine.enginekit import execute_script, query, run_sync, schema_of, single
 
 BASE = """CREATE TABLE t (
     id INTEGER PRIMARY KEY,

@@ -15,13 +15,11 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from enginekit import execute_script, opened, run_sync, schema_of, single
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schema_registry.diff import diff
-from schema_registry.plan import make_plan
-from schema_registry.sqltext import fold, quote
+from schema_registry import diff, fold, make_plan, quote
+from tests.engine.enginekit import execute_script, opened, run_sync, schema_of, single
 
 TABLE_NAMES = ["t", "order", "my table", 'q"uote', "café", "Ωmega"]
 TABLE_OPTIONS = ["", " STRICT", " WITHOUT ROWID", " STRICT, WITHOUT ROWID"]

@@ -6,10 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from enginekit import SEED000, V, make_registry, write_registry
 
-from schema_registry.errors import RegistryError
-from schema_registry.registry import EXAMPLE, load_registry
+from schema_registry import EXAMPLE, RegistryError, load_registry
+from tests.engine.enginekit import SEED000, V, make_registry, write_registry
 
 TRADES = """CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE trades (

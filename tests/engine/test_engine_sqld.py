@@ -9,13 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from enginekit import REBUILD_V1, REBUILDS, V, make_registry
 
-from schema_registry.registry import Registry
-from schema_registry.sync import SyncContext, SyncResult
+from schema_registry import Registry, Row, SyncContext, SyncResult
 from service.backends.sqld import SqldBackend
 from service.config import load_settings
 from service.errors import Unavailable
+from tests.engine.enginekit import REBUILD_V1, REBUILDS, V, make_registry
 from tests.sqld import SqldServer, make_keypair
 
 pytestmark = pytest.mark.sqld
@@ -61,8 +60,8 @@ def _sync(
     return asyncio.run(go())
 
 
-def _query(backend: SqldBackend, sql: str) -> list[tuple[object, ...]]:
-    async def go() -> list[tuple[object, ...]]:
+def _query(backend: SqldBackend, sql: str) -> list[Row]:
+    async def go() -> list[Row]:
         try:
             return await backend.database("0/alice").fetch(sql)
         finally:

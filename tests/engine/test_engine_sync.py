@@ -9,7 +9,28 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from enginekit import (
+
+from schema_registry import (
+    EXAMPLE,
+    AlterColumn,
+    HistoryRow,
+    NewerDatabaseError,
+    Refusal,
+    Registry,
+    SqliteDatabase,
+    Stamp,
+    SyncContext,
+    SyncError,
+    SyncResult,
+    check,
+    compile_schema,
+    connect,
+    dependency_order,
+    drive,
+    load_registry,
+    sync,
+)
+from tests.engine.enginekit import (
     REBUILD_V1,
     REBUILDS,
     SEED000,
@@ -24,15 +45,6 @@ from enginekit import (
     snapshot,
     versions_of,
 )
-
-from schema_registry.changes import AlterColumn
-from schema_registry.diff import dependency_order
-from schema_registry.errors import NewerDatabaseError, SyncError
-from schema_registry.history import HistoryRow, Stamp
-from schema_registry.plan import Refusal
-from schema_registry.registry import EXAMPLE, Registry, compile_schema, load_registry
-from schema_registry.sqlite_db import SqliteDatabase, connect, drive
-from schema_registry.sync import SyncContext, SyncResult, check, sync
 
 ISO_SECONDS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
 
@@ -199,12 +211,13 @@ def test_drifted_database_is_left_byte_for_byte_unchanged(
     wanted = example.current.schema.table("trades")
     assert found is not None
     assert wanted is not None
+    found_fee, wanted_fee = found.column("fee"), wanted.column("fee")
+    assert found_fee is not None
+    assert wanted_fee is not None
     assert result.status == "drifted"
     assert result.drift == (
         Refusal(
-            change=AlterColumn(
-                table="trades", expected=wanted.column("fee"), actual=found.column("fee")
-            ),
+            change=AlterColumn(table="trades", expected=wanted_fee, actual=found_fee),
             reason="not additive: needs a migration",
         ),
     )
