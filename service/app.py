@@ -12,7 +12,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from schema_registry.registry import Registry, load_registry
+from schema_registry import Registry, load_registry
 from service.api.admin import AdminController, rollout_jobs
 from service.api.health import HealthController, health
 from service.api.metrics import metrics
@@ -21,6 +21,7 @@ from service.api.users import UserController
 from service.auth import Authenticator
 from service.config import Settings
 from service.errors import EXCEPTION_HANDLERS
+from service.operations.metrics import Metrics
 from service.wiring import open_runtime
 
 log = structlog.get_logger("tenantdb.app")
@@ -29,10 +30,11 @@ log = structlog.get_logger("tenantdb.app")
 def create_app(settings: Settings, registry: Registry | None = None) -> Litestar:
     """Build the app. The registry loads (and validates) here, so a bad one stops the start."""
     registry = registry or load_registry(settings.registry)
+    counters = Metrics()  # the app's sync counters, shown by GET /metrics
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_runtime(settings, registry) as tenants:
+        async with open_runtime(settings, registry, metrics=counters) as tenants:
             app.state.tenants = tenants
             log.info(
                 "service.started",
@@ -52,7 +54,9 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
     return Litestar(
         route_handlers=[UserController, HealthController, health, metrics, AdminController],
         lifespan=[lifespan, rollout_jobs],  # rollout_jobs closes first: cancels rollouts
-        state=State({"authenticator": Authenticator(settings), "settings": settings}),
+        state=State(
+            {"authenticator": Authenticator(settings), "settings": settings, "metrics": counters}
+        ),
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[request_logging],
         logging_config=None,

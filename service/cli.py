@@ -14,8 +14,7 @@ from types import ModuleType
 import msgspec
 import structlog
 
-from schema_registry.errors import RegistryError
-from schema_registry.registry import load_registry
+from schema_registry import RegistryError, load_registry
 from service.auth import mint_token
 from service.commands import db as db_commands
 from service.commands import dump as dump_commands

@@ -14,7 +14,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from schema_registry.registry import EXAMPLE
+from schema_registry import EXAMPLE
 
 PREFIX: Final = "TENANTDB_"
 ASYMMETRIC: Final = frozenset(

@@ -1,7 +1,9 @@
 """Service errors and the one place that turns any exception into a JSON response.
 
-Every error body is `{"success": false, "message": ..., "status_code": ...}`, with a
-message that says what to do next; a stack trace never reaches a client.
+Every error body is `{"success": false, "message": ..., "status_code": ..., "code": ...}`,
+with a message that says what to do next and a stable `code` a client can branch on; a
+stack trace never reaches a client. The backends' typed errors get their status here, in
+`BACKEND_STATUS`, and nowhere else.
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
-from schema_registry.errors import NewerDatabaseError, SchemaRegistryError
+from schema_registry import NewerDatabaseError, SchemaRegistryError
+from service.backends.base import (
+    BackendError,
+    BackendUnavailable,
+    DatabaseBusy,
+    DatabaseDamaged,
+    DatabaseMissing,
+    StorageFull,
+)
 
 log = structlog.get_logger("tenantdb.errors")
 
@@ -26,12 +36,14 @@ class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):
     success: bool = False
     message: str
     status_code: int
+    code: str  # stable: what went wrong, for clients to branch on (the message may change)
 
 
 class ServiceError(Exception):
     """An error with the HTTP status it maps to."""
 
     status_code = 400
+    code = "bad_request"
     headers: dict[str, str] | None = None
 
     def __init__(self, message: str) -> None:
@@ -45,6 +57,7 @@ class BadRequest(ServiceError):
 
 class Unauthorized(ServiceError):
     status_code = 401
+    code = "unauthorized"
 
     def __init__(self, message: str, *, error: str = "invalid_token") -> None:
         super().__init__(message)
@@ -57,23 +70,46 @@ class Unauthorized(ServiceError):
 
 class Forbidden(ServiceError):
     status_code = 403
+    code = "forbidden"
 
 
 class NotFound(ServiceError):
     status_code = 404
+    code = "not_found"
 
 
 class Conflict(ServiceError):
     status_code = 409
+    code = "conflict"
 
 
 class Unavailable(ServiceError):
     status_code = 503
+    code = "unavailable"
 
 
-def _body(status: int, message: str, headers: dict[str, str] | None = None) -> Response[Any]:
+class CatalogError(ServiceError):
+    """The catalog's own tables are not what its registry says: the service does not start."""
+
+    status_code = 503
+    code = "catalog_damaged"
+
+
+# Status, code and extra headers of each backend error.
+BACKEND_STATUS: dict[type[BackendError], tuple[int, str, dict[str, str] | None]] = {
+    DatabaseMissing: (404, "database_missing", None),
+    BackendUnavailable: (503, "storage_unavailable", None),
+    DatabaseBusy: (503, "database_busy", {"Retry-After": "1"}),
+    StorageFull: (507, "storage_full", None),
+    DatabaseDamaged: (409, "database_damaged", None),
+}
+
+
+def _body(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response[Any]:
     return Response(
-        content=ErrorBody(message=message, status_code=status),
+        content=ErrorBody(message=message, status_code=status, code=code),
         status_code=status,
         media_type=MediaType.JSON,
         headers=headers,
@@ -81,14 +117,23 @@ def _body(status: int, message: str, headers: dict[str, str] | None = None) -> R
 
 
 def service_error_handler(_: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
-    return _body(exc.status_code, exc.message, exc.headers)
+    return _body(exc.status_code, exc.code, exc.message, exc.headers)
+
+
+def backend_error_handler(_: Request[Any, Any, Any], exc: BackendError) -> Response[Any]:
+    status, code, headers = BACKEND_STATUS[type(exc)]
+    return _body(status, code, exc.message, headers)
+
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found"}
 
 
 def http_exception_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     message = exc.detail
     if isinstance(exc, ValidationException) and exc.extra:
         message = f"{exc.detail}: {_validation_text(exc.extra)}"
-    return _body(exc.status_code, message, exc.headers)
+    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    return _body(exc.status_code, code, message, exc.headers)
 
 
 def _validation_text(extra: Any) -> str:
@@ -105,21 +150,23 @@ def _validation_text(extra: Any) -> str:
 
 
 def registry_error_handler(_: Request[Any, Any, Any], exc: SchemaRegistryError) -> Response[Any]:
-    status = 409 if isinstance(exc, NewerDatabaseError) else 500
+    newer = isinstance(exc, NewerDatabaseError)
     log.error("schema.sync_failed", error=str(exc))
-    return _body(status, str(exc))
+    return _body(409 if newer else 500, "database_newer" if newer else "sync_failed", str(exc))
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("request.failed", path=request.url.path, error_type=type(exc).__name__)
     return _body(
         HTTP_500_INTERNAL_SERVER_ERROR,
+        "internal_error",
         "internal error: the request was not completed; see the service log for its request id",
     )
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ServiceError: service_error_handler,
+    BackendError: backend_error_handler,
     HTTPException: http_exception_handler,
     SchemaRegistryError: registry_error_handler,
     Exception: internal_error_handler,

@@ -11,29 +11,51 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Literal, Protocol
 
 import msgspec
 import structlog
 
-from schema_registry.clock import utc_now
-from schema_registry.history import HistoryRow, Stamp
-from schema_registry.registry import Registry
-from schema_registry.sync import SyncContext, SyncResult
+from schema_registry import HistoryRow, Registry, Stamp, SyncContext, SyncResult, utc_now
 from service.backends.base import Backend
 from service.catalog import AuditEntry, Catalog, TenantRecord
 from service.errors import Forbidden, NotFound
+from service.status import stored_after
+
+# Who asked for a sync: recorded in the audit trail and the tenant's history rows.
+# "recovered" marks a change a killed rollout applied without its catalog write.
+Trigger = Literal["sign-in", "manual", "cli", "fleet", "admin", "restore", "recovered"]
 
 log = structlog.get_logger("tenantdb.tenants")
 
 
-class SyncEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """What observers (metrics) hear after every full sync."""
+class SyncRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """One sync of one existing tenant (or, with `create`, a sign-in's): who asks, how
+    far, and what it may do."""
 
     user_id: str
-    trigger: str
+    trigger: Trigger
+    actor: str | None = None
+    email: str | None = None  # a sign-in's: recorded on the tenant's row
+    target: str | None = None  # None: the registry's current version
+    apply: bool = True  # False: a dry run; nothing is written, to the database or catalog
+    create: bool = False  # provision the database when there is none (sign-in)
+    # A fleet rollout's: it has just read the tenant's row in a page, and flushes the
+    # catalog with its progress, so the row is not read again under the lock (the
+    # database's own history, read in the sync's transaction, is the authority) and the
+    # catalog write waits for `Catalog.flush`.
+    batched: bool = False
+    backup: bool = True  # False: a restore re-stamping the copy it has just put back
+
+
+class SyncEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """What the observer (metrics) hears after every full sync."""
+
+    user_id: str
+    trigger: Trigger
     actor: str | None
     created: bool
     result: SyncResult
@@ -67,11 +89,19 @@ def _recovered(record: TenantRecord, result: SyncResult) -> AuditEntry:
     )
 
 
-def _status(at: str, current: str) -> str:
-    """The catalog's status of a tenant found matching version `at`: against the
-    registry's current version, so one synced to an older target (a staged rollout, a
-    restore) is out_of_date."""
-    return "current" if at == current else "out_of_date"
+class Safeguard(Protocol):
+    """What runs before a sync changes an existing database, and after an account is
+    deleted (backups: service/operations/backups.py)."""
+
+    async def before_change(self, record: TenantRecord, target: str) -> None: ...
+
+    async def forget(self, user_id: str) -> None: ...
+
+
+class SyncObserver(Protocol):
+    """Hears every full sync, on the event loop (metrics)."""
+
+    def __call__(self, event: SyncEvent) -> None: ...
 
 
 async def remove_export(path: Path) -> None:
@@ -101,6 +131,13 @@ class KeyedLocks:
 
 
 class TenantService:
+    """Sign-in, sync, delete and export of tenants: what the API, the CLI and rollouts call.
+
+    Its collaborators are given when it is built: `safeguard` (backups) before a sync
+    changes a database and after an account is deleted, `observer` (metrics) after every
+    full sync.
+    """
+
     def __init__(
         self,
         *,
@@ -109,18 +146,17 @@ class TenantService:
         backend: Backend,
         auto_sync: bool,
         environment: str,
+        safeguard: Safeguard | None = None,
+        observer: SyncObserver | None = None,
     ) -> None:
         self.registry = registry
         self.catalog = catalog
         self.backend = backend
         self.auto_sync = auto_sync
         self.environment = environment
+        self.safeguard = safeguard
+        self.observer = observer
         self._locks = KeyedLocks()
-        # Hooks for operator features: called before a sync that will change an existing
-        # database (backups), and after every full sync (metrics). Installed by their modules.
-        self.before_apply: list[Callable[[TenantRecord, str], Awaitable[None]]] = []
-        self.observers: list[Callable[[SyncEvent], None]] = []
-        self.after_delete: list[Callable[[str], Awaitable[None]]] = []  # e.g. drop backups
 
     def locked(self, user_id: str) -> AbstractAsyncContextManager[None]:
         """Hold the tenant's lock: what sign-in, sync and delete take (restore too)."""
@@ -136,15 +172,15 @@ class TenantService:
                 if stamp != record.stamp:
                     record = await self._remember(record, stamp=stamp)
                 return Outcome(record=record, result=None)
-        return await self._sync(
-            user_id,
-            email,
-            apply=self.auto_sync,
+        request = SyncRequest(
+            user_id=user_id,
             trigger="sign-in",
-            create=True,
             actor=actor,
-            reread=record is not None,
+            email=email,
+            apply=self.auto_sync,
+            create=True,
         )
+        return await self._sync(request, reread=record is not None)
 
     async def sync_schema(self, user_id: str, *, admin: bool, actor: str | None = None) -> Outcome:
         if not self.auto_sync and not admin:
@@ -153,43 +189,14 @@ class TenantService:
             )
         if await self.catalog.get(user_id) is None:
             raise NotFound(f"no database for user {user_id}: call POST /api/user/initialize first")
-        return await self._sync(
-            user_id, None, apply=True, trigger="manual", create=False, actor=actor
-        )
+        request = SyncRequest(user_id=user_id, trigger="manual", actor=actor)
+        return await self._sync(request, reread=True)
 
-    async def sync_tenant(
-        self,
-        user_id: str,
-        *,
-        target: str | None = None,
-        apply: bool = True,
-        trigger: str = "cli",
-        actor: str | None = None,
-        batched: bool = False,
-    ) -> Outcome:
-        """Sync one existing tenant to `target` (default: current): CLI, fleet and admin use.
-
-        apply=False is the dry run: the result lists what would run; nothing is written,
-        to the database or to the catalog.
-        `batched` is for a fleet rollout, which has just read the tenant's row in a page
-        and flushes the catalog with its progress: the row is not read again under the lock
-        (the database's own history, read in the sync's transaction, is the authority) and
-        the catalog write waits for `Catalog.flush`.
-        """
-        if await self.catalog.get(user_id) is None:
-            raise NotFound(f"no database for user {user_id}")
-        return await self._sync(
-            user_id,
-            None,
-            apply=apply,
-            trigger=trigger,
-            create=False,
-            target=target,
-            actor=actor,
-            reread=not batched,
-            defer=batched,
-            remember=apply,
-        )
+    async def sync(self, request: SyncRequest) -> Outcome:
+        """Sync one existing tenant as `request` says: CLI, fleet, admin and restore use."""
+        if await self.catalog.get(request.user_id) is None:
+            raise NotFound(f"no database for user {request.user_id}")
+        return await self._sync(request, reread=not request.batched)
 
     async def delete(self, user_id: str) -> None:
         """Remove the user's database and catalog row (account deletion)."""
@@ -199,8 +206,8 @@ class TenantService:
                 raise NotFound(f"no database for user {user_id}")
             await self.backend.delete(record.location)
             await self.catalog.delete(user_id)
-            for hook in self.after_delete:
-                await hook(user_id)
+            if self.safeguard is not None:
+                await self.safeguard.forget(user_id)
         log.info("tenant.deleted", user_id=user_id)
 
     async def export(self, user_id: str) -> Path:
@@ -234,23 +241,13 @@ class TenantService:
             raise NotFound(f"no database for user {user_id}: call POST /api/user/initialize first")
         return rows
 
-    async def _sync(
-        self,
-        user_id: str,
-        email: str | None,
-        *,
-        apply: bool,
-        trigger: str,
-        create: bool,
-        target: str | None = None,
-        actor: str | None = None,
-        reread: bool = True,
-        defer: bool = False,
-        remember: bool = True,
-    ) -> Outcome:
-        """The sync under the user's lock. `remember`: mirror the result into the catalog
-        (a sign-in in verify mode does, so the fleet's status learns of drift; an
-        operator's dry run does not)."""
+    async def _sync(self, request: SyncRequest, *, reread: bool) -> Outcome:
+        """The sync under the user's lock. The result is mirrored into the catalog unless
+        it is a dry run (a sign-in in verify mode is mirrored, so the fleet's status learns
+        of drift; an operator's dry run is not). `reread`: read the tenant's row again
+        under the lock."""
+        user_id, apply, defer = request.user_id, request.apply, request.batched
+        target = request.target or self.registry.current.version
         async with self._locks.hold(user_id):
             # Under the lock, a request that went first has put its row in the cache; a
             # caller that has just found no row in the store need not read it again.
@@ -262,21 +259,24 @@ class TenantService:
             location = record.location if record else self.backend.location(user_id)
             if record is None:
                 record = TenantRecord(
-                    user_id=user_id, email=email, location=location, created_at=utc_now()
+                    user_id=user_id, email=request.email, location=location, created_at=utc_now()
                 )
-            elif apply and record.schema_version != (target or self.registry.current.version):
-                # The catalog says the database is elsewhere: the sync will change it.
-                for hook in self.before_apply:
-                    await hook(record, target or self.registry.current.version)
+            elif (
+                apply
+                and request.backup
+                and self.safeguard is not None
+                and record.schema_version != target
+            ):  # the catalog says the database is elsewhere: the sync will change it
+                await self.safeguard.before_change(record, target)
             try:
                 result, created = await self.backend.sync(
                     location,
                     self.registry,
                     apply=apply,
                     known=record.stamp,
-                    context=SyncContext(trigger=trigger, environment=self.environment),
-                    create=create,
-                    target=target,
+                    context=SyncContext(trigger=request.trigger, environment=self.environment),
+                    create=request.create,
+                    target=request.target,
                 )
             except Exception:  # any engine, SQLite or server error: record it, re-raise
                 if apply and record.stamp is not None:  # a known tenant whose sync failed
@@ -285,15 +285,15 @@ class TenantService:
                     )
                     await self.catalog.put(failed, defer=defer)
                 raise
-            if email is not None and email != record.email:
-                record = msgspec.structs.replace(record, email=email)
+            if request.email is not None and request.email != record.email:
+                record = msgspec.structs.replace(record, email=request.email)
             audit = None
             if apply and result.statements and result.up_to_date:
                 audit = AuditEntry(
                     at=utc_now(),
                     user_id=user_id,
-                    trigger=trigger,
-                    actor=actor,
+                    trigger=request.trigger,
+                    actor=request.actor,
                     from_version=result.from_version,
                     to_version=result.to_version,
                     status=result.status,
@@ -302,14 +302,19 @@ class TenantService:
                 )
             elif defer and apply and await self._catalog_behind(record, result):
                 audit = _recovered(record, result)
-            if remember:
+            if apply or request.create:
                 record = await self._remember(record, result=result, audit=audit, defer=defer)
         self._log(user_id, result, created)
-        event = SyncEvent(
-            user_id=user_id, trigger=trigger, actor=actor, created=created, result=result
-        )
-        for observe in self.observers:
-            observe(event)
+        if self.observer is not None:
+            self.observer(
+                SyncEvent(
+                    user_id=user_id,
+                    trigger=request.trigger,
+                    actor=request.actor,
+                    created=created,
+                    result=result,
+                )
+            )
         return Outcome(record=record, result=result, created=created)
 
     async def _catalog_behind(self, record: TenantRecord, result: SyncResult) -> bool:
@@ -330,16 +335,13 @@ class TenantService:
         defer: bool = False,
     ) -> TenantRecord:
         """Mirror where the database now is into the catalog."""
-        current = self.registry.current.version
         changes: dict[str, object] = {"last_sync_at": utc_now()}
         if result is not None:
             stamp = result.stamp
-            changes["status"] = (
-                _status(result.to_version, current) if result.up_to_date else result.status
-            )
+            changes["status"] = stored_after(result)
             changes["drift_count"] = len(result.drift)
         elif stamp is not None:  # the fast path found it at this stamp, unchanged
-            changes["status"] = _status(stamp.version, current)
+            changes["status"] = "synced"
             changes["drift_count"] = 0
         if stamp is not None:
             changes.update(

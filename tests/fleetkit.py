@@ -13,9 +13,7 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
-from schema_registry.registry import Registry
-from schema_registry.sqlite_db import SqliteDatabase, connect, drive
-from schema_registry.sync import SyncContext, sync
+from schema_registry import Registry, SqliteDatabase, SyncContext, connect, drive, sync
 from service.backends.local import LocalBackend
 from service.catalog import TenantRecord
 from service.config import Settings
@@ -92,7 +90,7 @@ def register_fleet(settings: Settings, places: dict[str, str], template: Path) -
                         content_hash=content_hash,
                         schema_cookie=cookie,
                         last_sync_at="2026-01-01T00:00:00Z",
-                        status="current",
+                        status="synced",
                     )
                 )
 

@@ -21,17 +21,18 @@ from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from schema_registry.history import HistoryRow
-from schema_registry.sync import SyncResult
+from schema_registry import HistoryRow, SyncResult
 from service.api.auth_guard import admin_only, provide_identity
-from service.api.schemas import Body, DriftItem, Reply
+from service.api.schemas import Body, Reply
 from service.api.users import provide_tenants
 from service.auth import Identity, check_user_id
-from service.catalog import AuditEntry, TenantRecord
+from service.catalog import AuditEntry, TenantView
+from service.drift import DriftItem
 from service.errors import Conflict, ErrorBody, NotFound
+from service.rollouts.model import RolloutSummary, summarize
 from service.rollouts.run import reopen_job, rollout, start_job
-from service.rollouts.store import RolloutStore, RolloutSummary, summarize
-from service.tenants import TenantService
+from service.status import TenantStatus
+from service.tenants import SyncRequest, TenantService
 
 log = structlog.get_logger("tenantdb.admin")
 
@@ -48,7 +49,7 @@ Filter = Annotated[str | None, QueryParameter()]
 
 
 class TenantPage(Reply, frozen=True):
-    tenants: list[TenantRecord]
+    tenants: list[TenantView]
     next_after: str | None  # pass as `after` for the next page; null on the last one
 
 
@@ -65,7 +66,7 @@ class DryRun(Reply, frozen=True):
 
 
 class TenantDetail(Reply, frozen=True):
-    tenant: TenantRecord  # the catalog row: version, status, last sync
+    tenant: TenantView  # the catalog row: version, status, last sync
     history: list[HistoryRow]  # the database's schema_version rows, oldest first
     last_change: AuditEntry | None  # the newest applied change, from the audit trail
     dry_run: DryRun
@@ -150,17 +151,25 @@ class AdminController(Controller):
         self,
         tenants: NamedDependency[TenantService],
         version: Filter = None,
-        status: Filter = None,
+        status: Annotated[TenantStatus | None, QueryParameter()] = None,
         after: Filter = None,
         limit: Limit = 100,
     ) -> TenantPage:
         """Tenants ordered by user id, filtered by version ("none": never synced) and status
-        (provisioned, current, out_of_date, drifted)."""
+        (provisioned, current, out_of_date, drifted, failed)."""
+        current = tenants.registry.current.version
         page = await tenants.catalog.tenants(
-            version=version, status=status, after=after, limit=limit
+            version=version,
+            status=status,
+            current=current,
+            after=after,
+            limit=limit,
         )
         more = len(page) == limit
-        return TenantPage(tenants=page, next_after=page[-1].user_id if more else None)
+        return TenantPage(
+            tenants=[TenantView.of(record, current) for record in page],
+            next_after=page[-1].user_id if more else None,
+        )
 
     @get("/tenants/{user_id:str}", responses=ADMIN_ERRORS)
     async def tenant_detail(
@@ -171,13 +180,12 @@ class AdminController(Controller):
     ) -> TenantDetail:
         """One tenant: its catalog row, history rows, last applied change and a dry run."""
         check_user_id(user_id)
-        outcome = await tenants.sync_tenant(
-            user_id, apply=False, trigger="admin", actor=identity.user_id
-        )
+        request = SyncRequest(user_id=user_id, trigger="admin", actor=identity.user_id, apply=False)
+        outcome = await tenants.sync(request)
         history = await tenants.history(user_id)
         audit = await tenants.catalog.audit(user_id=user_id, limit=1)
         return TenantDetail(
-            tenant=outcome.record,
+            tenant=TenantView.of(outcome.record, tenants.registry.current.version),
             history=history,
             last_change=audit[0] if audit else None,
             dry_run=_dry_run(outcome.result, tenants),
@@ -234,8 +242,7 @@ class AdminController(Controller):
         self, tenants: NamedDependency[TenantService], limit: Limit = 20
     ) -> RolloutList:
         """Recent rollout jobs, newest first, with their counts."""
-        store = RolloutStore(tenants.catalog.store)
-        await store.open()
+        store = tenants.catalog.rollouts
         return RolloutList(rollouts=[summarize(job, []) for job in await store.jobs(limit=limit)])
 
     @get("/rollouts/{job_id:str}", responses=ADMIN_ERRORS)
@@ -244,8 +251,7 @@ class AdminController(Controller):
     ) -> RolloutSummary:
         """A job's state and counts (saved every half second while it runs), and every
         tenant it could not bring to the target so far, with the reason."""
-        store = RolloutStore(tenants.catalog.store)
-        await store.open()
+        store = tenants.catalog.rollouts
         job = await store.get(job_id)
         if job is None:
             raise NotFound(f"no rollout job {job_id}")

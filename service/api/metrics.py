@@ -13,12 +13,13 @@ from typing import Any
 
 from litestar import Response, get
 from litestar.connection import ASGIConnection
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
 
 from service.api.users import provide_tenants
 from service.config import Settings
-from service.errors import NotFound, Unauthorized
+from service.errors import Unauthorized
 from service.operations.metrics import MEDIA_TYPE, Metrics
 from service.tenants import TenantService
 
@@ -41,11 +42,9 @@ async def metrics_token(
     dependencies={"tenants": Provide(provide_tenants, sync_to_thread=False)},
     media_type=MEDIA_TYPE,
 )
-async def metrics(tenants: NamedDependency[TenantService]) -> Response[str]:
+async def metrics(state: State, tenants: NamedDependency[TenantService]) -> Response[str]:
     """Syncs by outcome and trigger, sync durations, provisioning, tenants by version, drift."""
-    counters = Metrics.of(tenants)
-    if counters is None:
-        raise NotFound("metrics are not installed in this service")
+    counters: Metrics = state.metrics
     versions = [v.version for v in tenants.registry.versions]
     text = await counters.render(tenants.catalog, versions)
     return Response(text, media_type=MEDIA_TYPE)

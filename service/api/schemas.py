@@ -1,4 +1,5 @@
-"""Request and response bodies. Field names of seed 004 are the contract; the rest is extra."""
+"""Request and response bodies. The sign-in contract's field names (user_id, email,
+database_url, database_token, schema_synced, ...) are fixed; the rest is extra."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from typing import Annotated
 
 import msgspec
 
-from schema_registry.plan import Refusal
 from service.auth import USER_ID_PATTERN
+from service.drift import DriftItem
 
 
 class Body(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -25,26 +26,6 @@ Email = Annotated[str, msgspec.Meta(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$"
 class InitializeRequest(Body, frozen=True):
     user_id: UserId
     email: Email | None = None
-
-
-class DriftItem(Reply, frozen=True):
-    """A difference tenantdb will not fix by itself: it needs an operator or a migration."""
-
-    kind: str
-    object: str
-    description: str
-    reason: str
-
-    @classmethod
-    def of(cls, refusal: Refusal) -> DriftItem:
-        change = refusal.change
-        tag = type(change).__struct_config__.tag
-        return cls(
-            kind=str(tag),
-            object=change.object,
-            description=change.describe(),
-            reason=refusal.reason,
-        )
 
 
 class InitializeResponse(Reply, frozen=True):

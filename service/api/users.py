@@ -11,17 +11,17 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.response import File
 
-from schema_registry.clock import utc_now
+from schema_registry import utc_now
 from service.api.auth_guard import authenticated
 from service.api.schemas import (
     Deleted,
-    DriftItem,
     InitializeRequest,
     InitializeResponse,
     SchemaVersionResponse,
     SyncResponse,
 )
 from service.auth import Identity, check_user_id
+from service.drift import DriftItem
 from service.errors import ErrorBody
 from service.tenants import Outcome, TenantService, remove_export
 

@@ -3,8 +3,8 @@
 from service.catalog.catalog import (
     AuditEntry,
     Catalog,
-    CatalogStore,
     TenantRecord,
+    TenantView,
 )
 
-__all__ = ["AuditEntry", "Catalog", "CatalogStore", "TenantRecord"]
+__all__ = ["AuditEntry", "Catalog", "TenantRecord", "TenantView"]

@@ -11,42 +11,15 @@ path (the tenant's own history row is the authority).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, Protocol
+from typing import Final
 
 import msgspec
 
-from schema_registry.database import Row, Value
-from schema_registry.history import Stamp
-from schema_registry.sqltext import split_statements
+from schema_registry import Database, Row, Stamp, Value
+from service.catalog.tables import open_tables
+from service.rollouts.store import RolloutStore
+from service.status import Stored, TenantStatus, status_of
 
-CATALOG_DDL: Final = """
-CREATE TABLE IF NOT EXISTS tenants (
-    user_id TEXT PRIMARY KEY,
-    email TEXT,
-    location TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    schema_version TEXT,
-    content_hash TEXT,
-    schema_cookie INTEGER,
-    last_sync_at TEXT,
-    status TEXT NOT NULL DEFAULT 'provisioned',
-    drift_count INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS tenants_by_version ON tenants (schema_version);
-CREATE TABLE IF NOT EXISTS audit_log (
-    id INTEGER PRIMARY KEY,
-    at TEXT NOT NULL,
-    user_id TEXT NOT NULL,
-    trigger TEXT NOT NULL,
-    actor TEXT,
-    from_version TEXT,
-    to_version TEXT NOT NULL,
-    status TEXT NOT NULL,
-    changes_applied INTEGER NOT NULL,
-    statements TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_by_user ON audit_log (user_id, id);
-"""
 _COLUMNS: Final = (
     "user_id, email, location, created_at, schema_version, content_hash, schema_cookie, "
     "last_sync_at, status, drift_count"
@@ -62,7 +35,7 @@ class TenantRecord(msgspec.Struct, frozen=True, kw_only=True):
     content_hash: str | None = None
     schema_cookie: int | None = None
     last_sync_at: str | None = None
-    status: str = "provisioned"  # provisioned, current, out_of_date, drifted, failed
+    status: Stored = "provisioned"
     drift_count: int = 0
 
     @property
@@ -94,23 +67,33 @@ _AUDIT_COLUMNS: Final = (
 )
 
 
-class CatalogStore(Protocol):
-    """What the catalog needs of its database: the engine's interface, reads and writes."""
+class TenantView(msgspec.Struct, frozen=True, kw_only=True):
+    """A tenant's row as a reader sees it: its status against the registry served now."""
 
-    async def fetch(self, sql: str, params: Sequence[Value] = ()) -> list[Row]: ...
+    user_id: str
+    email: str | None
+    location: str
+    created_at: str
+    schema_version: str | None
+    content_hash: str | None
+    schema_cookie: int | None
+    last_sync_at: str | None
+    status: TenantStatus
+    drift_count: int
 
-    async def execute(self, sql: str, params: Sequence[Value] = ()) -> None: ...
-
-    async def fetch_many(
-        self, statements: Sequence[tuple[str, Sequence[Value]]]
-    ) -> list[list[Row]]: ...
+    @classmethod
+    def of(cls, record: TenantRecord, current: str) -> TenantView:
+        fields = msgspec.structs.asdict(record)
+        fields["status"] = status_of(record.status, record.schema_version, current)
+        return cls(**fields)
 
 
 class Catalog:
     """Tenant rows in a database every service replica sees, with a read cache in front."""
 
-    def __init__(self, store: CatalogStore) -> None:
+    def __init__(self, store: Database) -> None:
         self.store = store
+        self.rollouts = RolloutStore(store)  # fleet rollout jobs live in the same database
         self._cache: dict[str, TenantRecord] = {}
         # Writes a fleet rollout defers to its next progress save (`flush`): the newest row
         # per tenant, and audit entries in order. Newer than the store, so reads see them.
@@ -119,8 +102,8 @@ class Catalog:
         self._flushing: dict[str, TenantRecord] = {}  # being written by `flush`
 
     async def open(self) -> None:
-        for statement in split_statements(CATALOG_DDL):
-            await self.store.execute(statement)
+        """Bring the catalog's tables to their current version (`tables.open_tables`)."""
+        await open_tables(self.store)
 
     def cached(self, user_id: str) -> TenantRecord | None:
         return self._cache.get(user_id)
@@ -192,19 +175,25 @@ class Catalog:
         self,
         *,
         version: str | None = None,
-        status: str | None = None,
+        status: TenantStatus | None = None,
+        current: str | None = None,
         after: str | None = None,
         limit: int = 100,
     ) -> list[TenantRecord]:
-        """A page of tenants ordered by user id, filtered by version and status."""
+        """A page of tenants ordered by user id, filtered by version ("none": never synced)
+        and by status; "current" and "out_of_date" are judged against `current`, the
+        registry's current version."""
         where = ["user_id > ?"]
         params: list[Value] = [after or ""]
-        if version is not None:
-            where.append("coalesce(schema_version, 'none') = ?")
+        if version == "none":
+            where.append("schema_version IS NULL")
+        elif version is not None:
+            where.append("schema_version = ?")
             params.append(version)
         if status is not None:
-            where.append("status = ?")
-            params.append(status)
+            clause, values = _status_filter(status, current)
+            where.append(clause)
+            params += values
         rows = await self.store.fetch(
             f"SELECT {_COLUMNS} FROM tenants WHERE {' AND '.join(where)} ORDER BY user_id LIMIT ?",
             (*params, limit),
@@ -260,6 +249,17 @@ class Catalog:
         }
         drifted = await self.store.fetch("SELECT count(*) FROM tenants WHERE status = 'drifted'")
         return sum(by_version.values()), by_version, int(drifted[0][0])  # type: ignore[arg-type]
+
+
+def _status_filter(status: TenantStatus, current: str | None) -> tuple[str, list[Value]]:
+    """The WHERE clause of tenants with this status (`status_of`, in SQL)."""
+    if status in ("current", "out_of_date") and current is None:
+        raise ValueError(f"status {status!r} is judged against the current version: pass it")
+    if status == "current":
+        return "(status = 'synced' AND schema_version = ?)", [current]
+    if status == "out_of_date":
+        return "(status = 'pending' OR (status = 'synced' AND schema_version IS NOT ?))", [current]
+    return "status = ?", [status]
 
 
 def _tenant_insert(record: TenantRecord) -> tuple[str, Sequence[Value]]:

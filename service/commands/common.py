@@ -19,11 +19,17 @@ T = TypeVar("T")
 OK, FAILED, USAGE = 0, 1, 2  # exit codes: success, the command failed, bad usage/config
 
 
-def with_tenants(settings: Settings, work: Callable[[TenantService], Awaitable[T]]) -> T:
-    """Open the backend and catalog, run `work`, close them."""
+def with_tenants(
+    settings: Settings,
+    work: Callable[[TenantService], Awaitable[T]],
+    *,
+    backup: str | None = None,
+) -> T:
+    """Open the backend and catalog, run `work`, close them; `backup` overrides the
+    configured backup policy."""
 
     async def main() -> T:
-        async with open_runtime(settings) as tenants:
+        async with open_runtime(settings, backup=backup) as tenants:
             return await work(tenants)
 
     return run(main())

@@ -14,10 +14,8 @@ from pathlib import Path
 
 import msgspec
 
-from schema_registry.errors import SyncError
-from schema_registry.history import HistoryRow
-from schema_registry.sync import SyncResult
-from service.catalog import TenantRecord
+from schema_registry import HistoryRow, SyncError, SyncResult
+from service.catalog import TenantRecord, TenantView
 from service.commands.common import (
     FAILED,
     OK,
@@ -33,7 +31,7 @@ from service.config import Settings
 from service.errors import BadRequest, NotFound
 from service.operations.dumps import Snapshot, TableSummary, read_snapshot
 from service.rollouts.run import target_version
-from service.tenants import TenantService
+from service.tenants import SyncRequest, TenantService
 
 _USER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 GROUP_EPILOG = """\
@@ -130,7 +128,7 @@ def _actor() -> str | None:
 
 
 class Inspection(msgspec.Struct, frozen=True, kw_only=True):
-    record: TenantRecord
+    record: TenantView
     current_version: str
     history: tuple[HistoryRow, ...]
     tables: tuple[TableSummary, ...]
@@ -155,7 +153,7 @@ def _inspect(args: argparse.Namespace, settings: Settings) -> int:
 
 def _inspection(record: TenantRecord, current: str, snapshot: Snapshot) -> Inspection:
     return Inspection(
-        record=record,
+        record=TenantView.of(record, current),
         current_version=current,
         history=snapshot.history,
         tables=tuple(snapshot.tables()),
@@ -216,9 +214,10 @@ def _run_sync(
 ) -> SyncResult | None:
     async def work(tenants: TenantService) -> SyncResult | None:
         target_version(tenants.registry, target)  # an unknown version is bad usage
-        outcome = await tenants.sync_tenant(
-            user, target=target, apply=apply, trigger="cli", actor=_actor()
+        request = SyncRequest(
+            user_id=user, trigger="cli", actor=_actor(), target=target, apply=apply
         )
+        outcome = await tenants.sync(request)
         return outcome.result
 
     return with_tenants(settings, work)
@@ -308,9 +307,10 @@ def _restore(args: argparse.Namespace, settings: Settings) -> int:
     # Imported here: backups are their own feature, and this module loads without them.
     from service.operations.backups import restore_backup  # noqa: PLC0415
 
-    async def work(tenants: TenantService) -> TenantRecord | None:
+    async def work(tenants: TenantService) -> TenantView | None:
         await restore_backup(tenants, args.user, Path(args.backup))
-        return await tenants.catalog.get(args.user, fresh=True)
+        record = await tenants.catalog.get(args.user, fresh=True)
+        return None if record is None else TenantView.of(record, tenants.registry.current.version)
 
     try:
         record = with_tenants(settings, work)

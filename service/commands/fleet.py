@@ -20,19 +20,13 @@ from service.commands.common import (
     with_tenants,
 )
 from service.config import Settings
+from service.drift import DriftItem
 from service.errors import BadRequest, Conflict
 from service.logs import configure_logging
-from service.operations.backups import install_backups
+from service.rollouts.model import Progress, RolloutSummary, TenantIssue
 from service.rollouts.processes import ProcessSyncer
 from service.rollouts.report import FleetStatus, fleet_status
 from service.rollouts.run import rollout, target_version
-from service.rollouts.store import (
-    DriftNote,
-    Progress,
-    RolloutStore,
-    RolloutSummary,
-    TenantIssue,
-)
 from service.tenants import TenantService
 
 EPILOG = """\
@@ -187,7 +181,7 @@ def _status_text(report: FleetStatus) -> str:
 
 
 def _tenant_lines(
-    user_id: str, version: str | None, drift: tuple[DriftNote, ...], error: str | None
+    user_id: str, version: str | None, drift: tuple[DriftItem, ...], error: str | None
 ) -> list[str]:
     lines = [f"  {user_id} (at {version or 'no version'})"]
     if error:
@@ -215,12 +209,10 @@ def _sync(args: argparse.Namespace, settings: Settings) -> int:
 
     async def work(tenants: TenantService) -> RolloutSummary:
         target_version(tenants.registry, args.to)  # a bad version stops here, before any job
-        if args.resume and await RolloutStore(tenants.catalog.store).get(args.resume) is None:
+        if args.resume and await tenants.catalog.rollouts.get(args.resume) is None:
             raise BadRequest(
                 f"no rollout job {args.resume} (`tenantdb fleet status` shows the last)"
             )
-        if args.backup:  # replaces the configured policy's hook for this run
-            install_backups(tenants, settings, policy="always")
         with contextlib.ExitStack() as stack:
             syncer = None
             if args.processes > 1:
@@ -239,7 +231,7 @@ def _sync(args: argparse.Namespace, settings: Settings) -> int:
             )
 
     try:
-        summary = with_tenants(settings, work)
+        summary = with_tenants(settings, work, backup="always" if args.backup else None)
     except BadRequest as exc:  # an unknown version or job
         return usage(exc.message)
     except Conflict as exc:  # the job is being run elsewhere

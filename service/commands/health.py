@@ -12,8 +12,7 @@ import argparse
 import msgspec
 import structlog
 
-from schema_registry.errors import RegistryError
-from schema_registry.registry import Registry, load_registry, version_key
+from schema_registry import Registry, RegistryError, load_registry, version_key
 from service.backends.sqld import SqldBackend
 from service.catalog import Catalog
 from service.commands.common import FAILED, OK, add_command, emit, emit_json, run

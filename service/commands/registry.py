@@ -16,11 +16,17 @@ from pathlib import Path
 import msgspec
 import structlog
 
-from schema_registry.clock import utc_now
-from schema_registry.diff import diff
-from schema_registry.errors import RegistryError
-from schema_registry.plan import make_plan
-from schema_registry.registry import Registry, RegistryFile, Version, load_registry, version_key
+from schema_registry import (
+    Registry,
+    RegistryError,
+    RegistryFile,
+    Version,
+    diff,
+    load_registry,
+    make_plan,
+    utc_now,
+    version_key,
+)
 from service.commands.common import OK, add_command, add_group, emit, emit_json, fail
 from service.config import Settings
 

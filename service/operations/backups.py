@@ -26,7 +26,6 @@ import os
 import re
 import shutil
 import sqlite3
-from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Literal, cast, get_args
@@ -34,21 +33,14 @@ from typing import Final, Literal, cast, get_args
 import msgspec
 import structlog
 
-from schema_registry import history
-from schema_registry.clock import utc_now
-from schema_registry.history import HistoryRow
-from schema_registry.registry import Registry
-from schema_registry.sqlite_db import SqliteDatabase, connect, drive
-from schema_registry.sqltext import quote
+from schema_registry import HistoryRow, Registry, SqliteDatabase, drive, newest_history, utc_now
 from service.auth import check_user_id
-from service.backends.base import Backend
-from service.backends.local import LocalBackend
-from service.backends.sqld import SqldBackend
-from service.backends.sqld.hrana import HranaError
+from service.backends.base import Backend, DatabaseMissing
 from service.catalog import AuditEntry, TenantRecord
 from service.config import Settings
 from service.errors import BadRequest, NotFound, Unavailable
-from service.tenants import TenantService
+from service.status import status_of
+from service.tenants import SyncRequest, TenantService
 
 log = structlog.get_logger("tenantdb.backups")
 
@@ -57,17 +49,6 @@ _TIME_FORMAT: Final = "%Y%m%dT%H%M%S.%fZ"  # fixed width: names sort by time
 _NAME: Final = re.compile(
     r"(?P<at>\d{8}T\d{6}\.\d{6}Z)-(?P<source>none|\d+\.\d+\.\d+)-to-(?P<target>\d+\.\d+\.\d+)\.db"
 )
-_LOAD_BATCH: Final = 200  # dump statements per Hrana request when restoring on sqld
-_OBJECTS_SQL: Final = (
-    "SELECT type, name FROM sqlite_schema WHERE type IN ('trigger', 'view', 'table') "
-    "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-)
-_REFERENCES_SQL: Final = (
-    'SELECT m.name, f."table" FROM sqlite_schema AS m, pragma_foreign_key_list(m.name) AS f '
-    "WHERE m.type = 'table'"
-)
-# The sync that re-stamps a restored tenant must not back up the copy just restored.
-_restoring: ContextVar[str | None] = ContextVar("tenantdb_restoring", default=None)
 
 
 class Backup(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,57 +62,39 @@ class Backup(msgspec.Struct, frozen=True, kw_only=True):
     size_bytes: int
 
 
-class BackupHook:
-    """A TenantService.before_apply hook: back up when the policy asks for it."""
+class Backups:
+    """The tenant service's safeguard: a backup before a sync changes a database, when the
+    policy asks for one, and none left once the account is deleted."""
 
-    def __init__(
-        self, registry: Registry, backend: Backend, folder: Path, policy: Policy, keep: int
-    ) -> None:
+    def __init__(self, settings: Settings, registry: Registry, backend: Backend, policy: Policy):
         self.registry = registry
         self.backend = backend
-        self.folder = folder
+        self.folder = settings.backup_path
+        self.keep = settings.backup_keep
         self.policy = policy
-        self.keep = keep
+        self.settings = settings
 
     def wanted(self, from_version: str | None, target: str) -> bool:
         if self.policy != "migration":
             return self.policy == "always"
         return any(v.migration for v in self.registry.passed(from_version, target))
 
-    async def __call__(self, record: TenantRecord, target: str) -> None:
-        if _restoring.get() == record.user_id or not self.wanted(record.schema_version, target):
-            return
-        await take_backup(self.backend, self.folder, record, target, keep=self.keep)
+    async def before_change(self, record: TenantRecord, target: str) -> None:
+        if self.wanted(record.schema_version, target):
+            await take_backup(self.backend, self.folder, record, target, keep=self.keep)
 
-
-def install_backups(tenants: TenantService, settings: Settings, policy: str | None = None) -> None:
-    """Back up before applying, per `policy` (default: TENANTDB_BACKUP_POLICY).
-
-    Replaces a backup hook installed before, so `fleet sync --backup` can force "always"
-    on a runtime that installed the configured policy.
-    """
-    chosen = policy or settings.backup_policy
-    if chosen not in get_args(Policy):
-        raise ValueError(f"backup policy {chosen!r}: choose always, migration or never")
-    hooks = [h for h in tenants.before_apply if not isinstance(h, BackupHook)]
-    if chosen != "never":
-        folder, keep = settings.backup_path, settings.backup_keep
-        hook = BackupHook(tenants.registry, tenants.backend, folder, cast(Policy, chosen), keep)
-        hooks.append(hook)
-    tenants.before_apply[:] = hooks
-    if not any(isinstance(h, _DropBackups) for h in tenants.after_delete):
-        tenants.after_delete.append(_DropBackups(settings))
-
-
-class _DropBackups:
-    """Account deletion removes the tenant's backups too: no copy of the data outlives it."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    async def __call__(self, user_id: str) -> None:
+    async def forget(self, user_id: str) -> None:
+        """Account deletion removes the tenant's backups too: no copy of the data outlives it."""
         removed = await asyncio.to_thread(delete_backups, self.settings, user_id)
         log.info("backup.deleted", user_id=user_id, count=removed)
+
+
+def backup_policy(settings: Settings, override: str | None = None) -> Policy:
+    """TENANTDB_BACKUP_POLICY, or `override` (`fleet sync --backup` forces "always")."""
+    chosen = override or settings.backup_policy
+    if chosen not in get_args(Policy):
+        raise ValueError(f"backup policy {chosen!r}: choose always, migration or never")
+    return cast(Policy, chosen)
 
 
 async def take_backup(
@@ -150,8 +113,10 @@ async def take_backup(
         await asyncio.to_thread(user_dir.mkdir, parents=True, exist_ok=True)
         await backend.export(record.location, partial)
         await asyncio.to_thread(os.replace, partial, final)
-    except NotFound as exc:
-        if not await _gone(backend, record.location):
+    except DatabaseMissing as exc:
+        # Asked again of the backend: sqld may answer 404 for a database that exists when
+        # it has many loaded, and that must not skip a backup.
+        if await backend.exists(record.location):
             raise Unavailable(
                 f"the database of {user_id} could not be read for its backup ({exc.message}), "
                 "so nothing was applied: try again in a moment"
@@ -178,14 +143,6 @@ async def take_backup(
         pruned=pruned,
     )
     return backup
-
-
-async def _gone(backend: Backend, location: str) -> bool:
-    """Whether there is really no database: sqld may answer 404 for one that exists when it
-    has many loaded (see service/backends/sqld.py), and that must not skip a backup."""
-    if isinstance(backend, SqldBackend):
-        return not await backend.namespace_exists(*backend.split(location))
-    return not await asyncio.to_thread(os.path.exists, location)
 
 
 def list_backups(settings: Settings, user_id: str) -> list[Backup]:
@@ -260,14 +217,11 @@ async def restore_backup(tenants: TenantService, user_id: str, backup: Path) -> 
                 f"no tenant {user_id} in the catalog: provision it first (sign in once, or "
                 "POST /api/user/initialize), then restore"
             )
-        await _replace(tenants.backend, record.location, backup)
+        await tenants.backend.restore(record.location, backup)
     # The engine re-reads the restored schema, re-arms the fast path and the service
-    # records the stamp, and the status against the registry's current version.
-    token = _restoring.set(user_id)
-    try:
-        outcome = await tenants.sync_tenant(user_id, target=head.version, trigger="restore")
-    finally:
-        _restoring.reset(token)
+    # records the stamp; no backup is taken of the copy just restored.
+    request = SyncRequest(user_id=user_id, trigger="restore", target=head.version, backup=False)
+    outcome = await tenants.sync(request)
     await tenants.catalog.record_audit(
         AuditEntry(
             at=utc_now(),
@@ -287,7 +241,9 @@ async def restore_backup(tenants: TenantService, user_id: str, backup: Path) -> 
         path=str(backup),
         from_version=record.schema_version,
         to_version=head.version,
-        status=outcome.record.status,
+        status=status_of(
+            outcome.record.status, outcome.record.schema_version, tenants.registry.current.version
+        ),
     )
 
 
@@ -299,7 +255,7 @@ def inspect_backup(path: Path) -> HistoryRow:
         conn = sqlite3.connect(_read_only(path), uri=True)
         try:
             problems = [str(row[0]) for row in conn.execute("PRAGMA integrity_check")]
-            head = drive(history.newest(SqliteDatabase(conn)))
+            head = drive(newest_history(SqliteDatabase(conn)))
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
@@ -319,97 +275,3 @@ def inspect_backup(path: Path) -> HistoryRow:
 
 def _read_only(path: Path) -> str:
     return path.resolve().as_uri() + "?mode=ro"
-
-
-async def _replace(backend: Backend, location: str, backup: Path) -> None:
-    if isinstance(backend, LocalBackend):
-        await asyncio.to_thread(_restore_file, location, backup)
-    elif isinstance(backend, SqldBackend):
-        await _restore_namespace(backend, location, backup)
-    else:
-        raise TypeError(f"restore does not know the {backend.kind} backend")
-
-
-def _restore_file(location: str, backup: Path) -> None:
-    """SQLite's backup API into the live file: every page in one write transaction.
-
-    Connections elsewhere see the old database or the restored one, and SQLite sets the
-    schema cookie to one past the old one, so no stamp recorded before can match it.
-    """
-    os.makedirs(os.path.dirname(location), exist_ok=True)
-    source = sqlite3.connect(_read_only(backup), uri=True)
-    try:
-        target = connect(location)  # a new file gets WAL, like every tenant file
-        try:
-            source.backup(target)  # pages=-1: one step, one transaction
-        finally:
-            target.close()
-    finally:
-        source.close()
-
-
-async def _restore_namespace(sqld: SqldBackend, location: str, backup: Path) -> None:
-    """Drop every object and load the backup's SQL, in one transaction on the namespace."""
-    statements = await asyncio.to_thread(_dump, backup)
-    shard, namespace = sqld.split(location)
-    await sqld.create_namespace(shard, namespace)  # made again when it was lost
-    try:
-        async with sqld.database(location).transaction() as tx:
-            # Checked at COMMIT, so tables may go and come back in any order.
-            await tx.execute("PRAGMA defer_foreign_keys = ON")
-            objects = await tx.fetch(_OBJECTS_SQL)
-            references = await tx.fetch(_REFERENCES_SQL)
-            work = drop_statements(
-                [(str(k), str(n)) for k, n in objects], [(str(c), str(p)) for c, p in references]
-            )
-            work += statements
-            for start in range(0, len(work), _LOAD_BATCH):
-                await tx.fetch_many([(sql, ()) for sql in work[start : start + _LOAD_BATCH]])
-            await tx.commit()
-    except HranaError as exc:
-        raise Unavailable(f"sqld refused the restore ({exc}); the database is unchanged") from exc
-
-
-def drop_statements(objects: list[tuple[str, str]], references: list[tuple[str, str]]) -> list[str]:
-    """DROPs for (type, name) objects in an order SQLite accepts with foreign keys on.
-
-    With them on (sqld's connections), DROP TABLE first deletes the rows, and that
-    delete's ON DELETE actions are compiled against every table referencing this one and
-    the tables those reference: so triggers go first, then views, then tables children
-    before parents. `references` are (child, parent) pairs.
-    """
-    names = {kind: sorted(n for k, n in objects if k == kind) for kind in ("trigger", "view")}
-    tables = {name.lower(): name for kind, name in objects if kind == "table"}
-    children: dict[str, set[str]] = {key: set() for key in tables}
-    for child, parent in references:
-        if parent.lower() in children and child.lower() != parent.lower():
-            children[parent.lower()].add(child.lower())
-    order: list[str] = []
-    left = set(tables)
-    while left:
-        # A cycle has no leaf: drop it in name order and let SQLite say if it cannot.
-        batch = sorted(key for key in left if not children[key] & left) or sorted(left)
-        order += [tables[key] for key in batch]
-        left -= set(batch)
-    return [
-        *(f"DROP TRIGGER IF EXISTS {quote(name)}" for name in names["trigger"]),
-        *(f"DROP VIEW IF EXISTS {quote(name)}" for name in names["view"]),
-        *(f"DROP TABLE IF EXISTS {quote(name)}" for name in order),
-    ]
-
-
-def _dump(backup: Path) -> list[str]:
-    """The backup as SQL: Python's iterdump without its BEGIN and COMMIT, every table created
-    before any row goes in.
-
-    iterdump fills each table right after creating it, in name order; with foreign keys on,
-    a row whose parent table does not exist yet fails ("no such table"), while a row whose
-    parent row comes later only counts against the deferred check at COMMIT.
-    """
-    conn = sqlite3.connect(_read_only(backup), uri=True)
-    try:
-        dump = [s.removesuffix(";") for s in conn.iterdump()]
-    finally:
-        conn.close()
-    body = [s for s in dump if s not in ("BEGIN TRANSACTION", "COMMIT")]
-    return sorted(body, key=lambda sql: not sql[:12].upper().startswith("CREATE TABLE"))

@@ -37,11 +37,19 @@ from typing import Final
 import msgspec
 import structlog
 
-from schema_registry.history import HistoryRow, read_history
-from schema_registry.introspect import introspect
-from schema_registry.model import Index, Schema, Table, Trigger
-from schema_registry.sqlite_db import SqliteDatabase, drive
-from schema_registry.sqltext import fold, quote
+from schema_registry import (
+    HistoryRow,
+    Index,
+    Schema,
+    SqliteDatabase,
+    Table,
+    Trigger,
+    drive,
+    fold,
+    introspect,
+    quote,
+    read_history,
+)
 from service.tenants import TenantService, remove_export
 
 log = structlog.get_logger("tenantdb.dump")

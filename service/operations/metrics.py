@@ -1,4 +1,4 @@
-"""Prometheus metrics: counters fed by TenantService's observers, gauges read at scrape time.
+"""Prometheus metrics: counters fed as TenantService's observer, gauges read at scrape time.
 
 The text exposition format is small enough to write here (about 60 lines) rather than
 add prometheus_client: four metric families, no process-wide registry to keep apart
@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from typing import Final
 
 from service.catalog import Catalog
-from service.tenants import SyncEvent, TenantService
+from service.tenants import SyncEvent
 
 # Litestar appends "; charset=utf-8" to text/* media types.
 MEDIA_TYPE: Final = "text/plain; version=0.0.4"
@@ -29,7 +29,7 @@ Labels = tuple[tuple[str, str], ...]
 
 
 class Metrics:
-    """One app's counters; an observer of its TenantService (`install_metrics`)."""
+    """One app's counters: the observer its TenantService is built with (service.wiring)."""
 
     def __init__(self) -> None:
         self.syncs: Counter[tuple[str, str]] = Counter()  # (status, trigger)
@@ -50,11 +50,6 @@ class Metrics:
             if seconds <= bound:
                 self.bucket_counts[i] += 1
                 break
-
-    @staticmethod
-    def of(tenants: TenantService) -> Metrics | None:
-        """The Metrics installed on this service, if any."""
-        return next((o for o in tenants.observers if isinstance(o, Metrics)), None)
 
     async def render(self, catalog: Catalog, versions: Iterable[str]) -> str:
         """The exposition text; `versions` (the registry's) are shown even at zero tenants."""
@@ -88,15 +83,6 @@ class Metrics:
             yield _sample("tenantdb_tenants", (("version", version),), count)
         yield from _family("tenantdb_tenants_drifted", "gauge", "Tenants whose schema drifted.")
         yield _sample("tenantdb_tenants_drifted", (), drifted)
-
-
-def install_metrics(tenants: TenantService) -> Metrics:
-    """Count this service's syncs (once: a second call returns the first Metrics)."""
-    metrics = Metrics.of(tenants)
-    if metrics is None:
-        metrics = Metrics()
-        tenants.observers.append(metrics)
-    return metrics
 
 
 def _family(name: str, kind: str, help_text: str) -> Iterator[str]:

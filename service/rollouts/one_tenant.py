@@ -4,15 +4,16 @@ another try. Used by the rollout in its own process and by its worker processes.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from service.backends.sqld.hrana import HranaError
+from service.backends.base import TRANSIENT, BackendError
 from service.catalog import TenantRecord
+from service.drift import DriftItem
 from service.errors import ServiceError, Unavailable
-from service.rollouts.store import DriftNote, Job, Kind, TenantIssue
-from service.tenants import Outcome, TenantService
+from service.rollouts.model import Job, TenantIssue
+from service.status import RolloutOutcome
+from service.tenants import Outcome, SyncRequest, TenantService
 
 T = TypeVar("T")
 
@@ -29,26 +30,28 @@ class SyncFailed(Exception):
 
 async def sync_one(
     tenants: TenantService, record: TenantRecord, job: Job
-) -> tuple[Kind, TenantIssue | None]:
+) -> tuple[RolloutOutcome, TenantIssue | None]:
     """Sync one tenant for a job: a header read when the catalog says it is current."""
     if await _still_current(tenants, record, job):
         return "current", None
-    outcome = await tenants.sync_tenant(
-        record.user_id,
-        target=job.target,
-        apply=not job.dry_run,
+    request = SyncRequest(
+        user_id=record.user_id,
         trigger="fleet",
         actor=job.actor,
+        target=job.target,
+        apply=not job.dry_run,
         batched=True,
     )
+    outcome = await tenants.sync(request)
     return _classify(record, outcome, dry_run=job.dry_run)
 
 
 async def _still_current(tenants: TenantService, record: TenantRecord, job: Job) -> bool:
-    """The catalog says current at the target and the file's header agrees."""
+    """The catalog says synced at the current version, the target, and the file's header
+    agrees."""
     known, registry = record.stamp, tenants.registry
     target = registry.current
-    if job.target != target.version or record.status != "current" or known is None:
+    if job.target != target.version or record.status != "synced" or known is None:
         return False
     if (known.version, known.content_hash) != (target.version, target.content_hash):
         return False  # behind the target by the catalog: the sync reads the rest
@@ -57,7 +60,7 @@ async def _still_current(tenants: TenantService, record: TenantRecord, job: Job)
 
 def _classify(
     record: TenantRecord, outcome: Outcome, *, dry_run: bool
-) -> tuple[Kind, TenantIssue | None]:
+) -> tuple[RolloutOutcome, TenantIssue | None]:
     result = outcome.result
     if result is None or result.status == "up_to_date":
         return "current", None
@@ -66,7 +69,7 @@ def _classify(
     # A dry run cannot tell drift a pending migration script resolves from drift it does
     # not (the engine would have to run the script), so it reports both, and says so.
     if result.status == "drifted" or (dry_run and result.drift):
-        drift = tuple(DriftNote.of(r) for r in result.drift)
+        drift = tuple(DriftItem.of(r) for r in result.drift)
         reason = "; ".join(f"{d.description}: {d.reason}" for d in drift) or "drifted"
         if result.status != "drifted":
             reason += " (dry run: a pending migration script may resolve this)"
@@ -98,21 +101,17 @@ async def attempt(call: Awaitable[T]) -> T | Exception:
 
 
 def transient(exc: Exception) -> bool:
-    """Worth another try: a busy database or an unavailable server."""
+    """Worth another try: a busy database or an unavailable server (or backup folder)."""
     if isinstance(exc, SyncFailed):
         return exc.transient
-    if isinstance(exc, Unavailable):
-        return True
-    if isinstance(exc, sqlite3.OperationalError):
-        return exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-    return isinstance(exc, HranaError) and "database is locked" in str(exc)
+    return isinstance(exc, (*TRANSIENT, Unavailable))
 
 
 def reason(exc: BaseException) -> str:
     """What an operator reads: a service error's message, else the type and message."""
     if isinstance(exc, SyncFailed):
         return exc.reason
-    if isinstance(exc, ServiceError):
+    if isinstance(exc, ServiceError | BackendError):
         return exc.message
     if isinstance(exc, asyncio.CancelledError):
         return "cancelled"

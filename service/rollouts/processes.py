@@ -23,10 +23,9 @@ from typing import Any, Final
 from service.catalog import TenantRecord
 from service.config import Settings
 from service.logs import configure_logging
-from service.operations.backups import install_backups
+from service.rollouts.model import Job
 from service.rollouts.one_tenant import SyncFailed, attempt, reason, sync_one, transient
 from service.rollouts.run import Done
-from service.rollouts.store import Job
 from service.tenants import TenantService
 from service.wiring import open_runtime
 
@@ -42,9 +41,8 @@ def _start(settings: Settings, backup_always: bool) -> None:
     configure_logging(settings.log_format, settings.log_level)
     loop = asyncio.new_event_loop()
     stack = contextlib.AsyncExitStack()
-    tenants = loop.run_until_complete(stack.enter_async_context(open_runtime(settings)))
-    if backup_always:
-        install_backups(tenants, settings, policy="always")
+    runtime = open_runtime(settings, backup="always" if backup_always else None)
+    tenants = loop.run_until_complete(stack.enter_async_context(runtime))
     _CHILD.update(loop=loop, tenants=tenants, stack=stack)
 
 

@@ -13,18 +13,19 @@ from collections import Counter
 
 import msgspec
 
-from schema_registry.sync import SyncContext
+from schema_registry import SyncContext
 from service.catalog import TenantRecord
+from service.drift import DriftItem
+from service.rollouts.model import Job
 from service.rollouts.one_tenant import reason
 from service.rollouts.run import PAGE_SIZE
-from service.rollouts.store import DriftNote, Job, RolloutStore
 from service.tenants import TenantService
 
 
 class DriftedTenant(msgspec.Struct, frozen=True, kw_only=True):
     user_id: str
     schema_version: str | None
-    drift: tuple[DriftNote, ...] = ()
+    drift: tuple[DriftItem, ...] = ()
     error: str | None = None  # the dry run could not read the database
 
 
@@ -58,16 +59,11 @@ async def fleet_status(
         report = await _verified(tenants, concurrency, limit)
     else:
         report = await _from_catalog(tenants, limit)
-    jobs = await _store(tenants).jobs(limit=1)
+    jobs = await tenants.catalog.rollouts.jobs(limit=1)
     return msgspec.structs.replace(report, last_rollout=_brief(jobs[0]) if jobs else None)
 
 
-def _store(tenants: TenantService) -> RolloutStore:
-    return RolloutStore(tenants.catalog.store)
-
-
 async def _from_catalog(tenants: TenantService, limit: int) -> FleetStatus:
-    await _store(tenants).open()
     total, by_version, drifted = await tenants.catalog.summary()
     current = tenants.registry.current.version
     records = await tenants.catalog.tenants(status="drifted", limit=limit)
@@ -100,12 +96,11 @@ async def _drift_of(tenants: TenantService, record: TenantRecord) -> DriftedTena
     return DriftedTenant(
         user_id=record.user_id,
         schema_version=result.from_version,
-        drift=tuple(DriftNote.of(r) for r in result.drift) if not result.up_to_date else (),
+        drift=tuple(DriftItem.of(r) for r in result.drift) if not result.up_to_date else (),
     )
 
 
 async def _verified(tenants: TenantService, concurrency: int, limit: int) -> FleetStatus:
-    await _store(tenants).open()
     gate = asyncio.Semaphore(concurrency)
 
     async def one(record: TenantRecord) -> DriftedTenant:

@@ -7,7 +7,7 @@ tenant's failure, whatever it raises, is recorded with its reason and the rollou
 
 A tenant the catalog says is current is first checked with the backend's fast path (a
 header read): on a re-run, the done ones cost that and nothing else. Progress is kept in
-the catalog's database (`service.rollouts.store`) so a job can be polled from another
+the catalog's database (`RolloutStore`) so a job can be polled from another
 process, and resumed by id after a kill: it restarts after the last user id below which
 everything was done (see `RolloutStore`).
 """
@@ -25,25 +25,23 @@ from typing import Final, Protocol
 import msgspec
 import structlog
 
-from schema_registry.clock import utc_now
-from schema_registry.registry import Registry
+from schema_registry import Registry, utc_now
 from service.catalog import TenantRecord
 from service.errors import BadRequest, Conflict
-from service.rollouts.one_tenant import attempt, reason, sync_one, transient
-from service.rollouts.store import (
-    KINDS,
+from service.rollouts.model import (
     LEASE_SECONDS,
     Counts,
     Job,
-    Kind,
     LeaseLost,
     Progress,
-    RolloutStore,
     RolloutSummary,
     TenantIssue,
     run_owner,
     summarize,
 )
+from service.rollouts.one_tenant import attempt, reason, sync_one, transient
+from service.rollouts.store import RolloutStore
+from service.status import ROLLOUT_OUTCOMES, RolloutOutcome
 from service.tenants import TenantService
 
 log = structlog.get_logger("tenantdb.fleet")
@@ -55,7 +53,7 @@ PAGE_SIZE: Final = 500  # catalog rows read per query
 # changed nothing, and one that succeeded is found current.
 RETRY_DELAYS: Final = (0.05, 0.2, 0.5)
 
-Done = tuple[Kind, TenantIssue | None]
+Done = tuple[RolloutOutcome, TenantIssue | None]
 
 
 class Syncer(Protocol):
@@ -105,8 +103,7 @@ async def start_job(
     """Record a new job (state running, nothing done) and return it; `rollout` runs it."""
     if concurrency < 1:
         raise BadRequest("concurrency must be at least 1")
-    store = RolloutStore(tenants.catalog.store)
-    await store.open()
+    store = tenants.catalog.rollouts
     stamp = utc_now()
     job = Job(
         job_id=job_id or secrets.token_hex(8),
@@ -126,7 +123,7 @@ async def start_job(
 async def reopen_job(tenants: TenantService, job_id: str) -> Job | None:
     """Mark an unfinished job running again before a task resumes it, so pollers do not
     see its old state (cancelled, failed) in between. None when there is no such job."""
-    store = RolloutStore(tenants.catalog.store)
+    store = tenants.catalog.rollouts
     job = await store.get(job_id)
     if job is None or job.state == "finished":
         return job
@@ -164,8 +161,7 @@ async def rollout(
     `on_progress` hears a Progress every `progress_every` seconds and once at the end.
     `syncer` syncs one tenant (default `sync_one` in this process; see `fleet_procs`).
     """
-    store = RolloutStore(tenants.catalog.store)
-    await store.open()
+    store = tenants.catalog.rollouts
     job = await store.get(job_id) if job_id else None
     if job is None:
         job = await start_job(
@@ -209,11 +205,13 @@ class _Run:
         self.job = job
         self.issues = issues  # committed: at or below the cursor
         self.unsaved: list[TenantIssue] = []
-        self.committed: Counter[Kind] = Counter({k: getattr(job.counts, k) for k in KINDS})
-        self.pending: Counter[Kind] = Counter()  # done, but above the cursor
+        self.committed: Counter[RolloutOutcome] = Counter(
+            {k: getattr(job.counts, k) for k in ROLLOUT_OUTCOMES}
+        )
+        self.pending: Counter[RolloutOutcome] = Counter()  # done, but above the cursor
         # Tenants in dispatch (user id) order; None until done. The done prefix moves the
         # cursor, so it only passes a tenant once every tenant before it is done.
-        self.window: OrderedDict[str, tuple[Kind, TenantIssue | None] | None] = OrderedDict()
+        self.window: OrderedDict[str, Done | None] = OrderedDict()
         self.on_progress = on_progress
         self.every = every
         self.started = time.monotonic()
@@ -328,7 +326,7 @@ class _Run:
         )
         return "failed", issue
 
-    def _finish(self, user_id: str, done: tuple[Kind, TenantIssue | None]) -> None:
+    def _finish(self, user_id: str, done: Done) -> None:
         self.window[user_id] = done
         self.pending[done[0]] += 1
         self.done_here += 1
@@ -363,8 +361,8 @@ class _Run:
             except Exception as exc:  # progress is saved again at the next tick
                 log.warning("fleet.progress_not_saved", job_id=self.job.job_id, error=str(exc))
 
-    def _counts(self, tally: Counter[Kind]) -> Counts:
-        return Counts(**{kind: tally[kind] for kind in KINDS})
+    def _counts(self, tally: Counter[RolloutOutcome]) -> Counts:
+        return Counts(**{kind: tally[kind] for kind in ROLLOUT_OUTCOMES})
 
     def _update(self, **changes: object) -> None:
         self.job = msgspec.structs.replace(
@@ -398,7 +396,7 @@ class _Run:
                 done=sum(tally.values()),
                 rate=round(self.done_here / elapsed, 1) if elapsed > 0 else 0.0,
                 elapsed_s=round(elapsed, 3),
-                **{kind: tally[kind] for kind in KINDS},
+                **{kind: tally[kind] for kind in ROLLOUT_OUTCOMES},
             )
         )
 

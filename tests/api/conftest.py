@@ -17,8 +17,7 @@ import libsql_client
 import pytest
 import uvicorn
 
-from schema_registry.registry import load_registry
-from schema_registry.sqltext import split_statements
+from schema_registry import load_registry, split_statements
 from service.app import create_app
 from service.auth import mint_token
 from service.config import Settings, load_settings
@@ -139,9 +138,9 @@ def localhost_subdomains() -> Iterator[None]:
             host = "127.0.0.1"
         return original(host, *args, **kwargs)
 
-    socket.getaddrinfo = resolve  # type: ignore[assignment]
+    socket.getaddrinfo = resolve
     yield
-    socket.getaddrinfo = original  # type: ignore[assignment]
+    socket.getaddrinfo = original
 
 
 @pytest.fixture

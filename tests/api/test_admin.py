@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from schema_registry.registry import load_registry
+from schema_registry import load_registry
 from tests.api.conftest import Running, TenantSql, registry_upto
 from tests.fleetkit import build_local_fleet
 

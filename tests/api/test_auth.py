@@ -64,7 +64,7 @@ BAD_TOKENS: list[tuple[str, str | None, str]] = [
     ("expired", "Bearer " + jwt.encode(claims(exp=now_plus(-3600)), SECRET), "expired"),
     ("not yet valid", "Bearer " + jwt.encode(claims(nbf=now_plus(3600)), SECRET), "not valid yet"),
     ("no exp", "Bearer " + jwt.encode({"sub": "alice"}, SECRET), "'exp'"),
-    ("alg none", "Bearer " + jwt.encode(claims(), None, algorithm="none"), "'none' is not allowed"),
+    ("alg none", "Bearer " + jwt.encode(claims(), "", algorithm="none"), "'none' is not allowed"),
     ("no subject", "Bearer " + jwt.encode({"exp": now_plus(600)}, SECRET), "'sub'"),
 ]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,8 @@ def pem(public_key: Any) -> bytes:
     )
 
 
-KEYS = {
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+KEYS: dict[str, Callable[[], PrivateKey]] = {
     "RS256": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
     "ES256": lambda: ec.generate_private_key(ec.SECP256R1()),
     "EdDSA": ed25519.Ed25519PrivateKey.generate,
@@ -105,8 +106,12 @@ def jwks() -> Iterator[Jwks]:
     endpoint.close()
 
 
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 def test_jwks_keys_are_cached_and_a_new_kid_is_fetched_on_rotation(serve: Any, jwks: Jwks) -> None:
-    first, second = KEYS["RS256"](), KEYS["RS256"]()
+    first, second = rsa_key(), rsa_key()
     jwks.publish("k1", first)
     server = serve(
         jwt_algorithms=("RS256",),
@@ -123,7 +128,8 @@ def test_jwks_keys_are_cached_and_a_new_kid_is_fetched_on_rotation(serve: Any, j
                 json={"user_id": user},
                 headers={"Authorization": f"Bearer {token}"},
             )
-        return response.status_code
+        status: int = response.status_code
+        return status
 
     assert [call(first, "k1", "alice"), call(first, "k1", "alice")] == [200, 200]
     assert jwks.fetches == 1  # cached

@@ -16,7 +16,7 @@ import libsql_client
 import pytest
 
 from service.auth import mint_token
-from service.backends.sqld import namespace_for, place
+from service.backends.sqld import SqldBackend, namespace_for, place
 from service.backends.sqld.streams import Held, StreamCache
 from service.config import load_settings
 from service.wiring import open_runtime
@@ -290,6 +290,7 @@ def test_check_ttl_reuses_a_confirmed_check_until_it_expires_or_a_sync(
     async def go() -> None:
         async with open_runtime(load_settings({}, **values, sqld_check_ttl=0.5)) as tenants:
             backend, registry = tenants.backend, tenants.registry
+            assert isinstance(backend, SqldBackend)
             record = (await tenants.initialize("alice", None)).record
             stamp, where = record.stamp, record.location
             assert stamp is not None
@@ -310,6 +311,7 @@ def test_check_ttl_reuses_a_confirmed_check_until_it_expires_or_a_sync(
 
         async with open_runtime(load_settings({}, **values, sqld_check_ttl=0)) as tenants:
             backend, registry = tenants.backend, tenants.registry
+            assert isinstance(backend, SqldBackend)
             record = (await tenants.initialize("bob", None)).record
             assert record.stamp is not None
             assert await backend.check(record.location, registry, record.stamp) == record.stamp
@@ -328,6 +330,7 @@ def test_checks_reuse_held_streams_up_to_the_cap_and_still_see_schema_changes(
     async def go() -> None:
         async with open_runtime(load_settings({}, **values, sqld_held_streams=2)) as tenants:
             backend, registry = tenants.backend, tenants.registry
+            assert isinstance(backend, SqldBackend)
             streams = backend.streams[0]
             users = ("alice", "bob", "carol")
             records = [(await tenants.initialize(u, None)).record for u in users]

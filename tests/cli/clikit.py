@@ -35,7 +35,7 @@ VERSIONS = {
 def notes_registry(folder: Path, upto: str = "1.1.0") -> Path:
     """A two-version registry (notes, then tags), cut at `upto`."""
     folder.mkdir(parents=True, exist_ok=True)
-    blocks = []
+    blocks: list[str] = []
     for version, (description, sql) in VERSIONS.items():
         (folder / f"{version}.sql").write_text(sql)
         blocks.append(

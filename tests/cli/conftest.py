@@ -14,6 +14,7 @@ import structlog
 import service.cli
 from service.cli import main
 from service.config import Settings, load_settings
+from service.logs import configure_logging
 from service.tenants import TenantService
 from service.wiring import open_runtime
 from tests.sqld import SqldServer, make_keypair
@@ -123,7 +124,7 @@ def uncached_loggers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for the rest of the session (tests/api/test_logging.py), and would write to this test's
     captured stderr once it is closed.
     """
-    configure = service.cli.configure_logging
+    configure = configure_logging  # the function service.cli calls, patched there
 
     def uncached(fmt: str = "auto", level: str = "info") -> None:
         configure(fmt, level)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -12,13 +13,15 @@ import pytest
 import structlog
 from structlog.testing import LogCapture
 
-from schema_registry.database import Row
-from schema_registry.sqlite_db import SqliteDatabase, connect
+from schema_registry import Row, SqliteDatabase, connect
 from service.backends.sqld import SqldBackend
+from service.backends.sqld.restore import drop_statements
 from service.errors import BadRequest, Unavailable
 from service.operations import backups
 from service.operations.backups import inspect_backup, list_backups, restore_backup
-from service.tenants import TenantService, remove_export
+from service.status import status_of
+from service.tenants import SyncRequest, TenantService, remove_export
+from service.wiring import open_runtime
 from tests.api.conftest import registry_upto
 from tests.cli.conftest import Operator
 
@@ -57,7 +60,7 @@ def sync(operator: Operator, user_id: str, **settings: Any) -> str:
     """Sync one tenant to the current version of the (overridden) registry."""
 
     async def work(tenants: TenantService) -> str:
-        outcome = await tenants.sync_tenant(user_id)
+        outcome = await tenants.sync(SyncRequest(user_id=user_id, trigger="cli"))
         assert outcome.result is not None
         return outcome.result.to_version
 
@@ -208,7 +211,10 @@ def test_restore_brings_back_rows_and_version(operator: Operator, tmp_path: Path
         [("note", 2, 1), ("tag", 1, 1), ("tag", 2, 1)],
         [("1.1.0",)],
     ]
-    assert (record.schema_version, record.status) == ("1.1.0", "out_of_date")
+    assert (record.schema_version, status_of(record.status, record.schema_version, "1.2.0")) == (
+        "1.1.0",
+        "out_of_date",
+    )
     assert (audit[0].trigger, audit[0].from_version, audit[0].to_version) == (
         "restore",
         "1.2.0",
@@ -239,7 +245,11 @@ def test_restore_from_an_export_at_the_current_version_rearms_the_fast_path(
     rows, outcome = operator.with_tenants(scenario)
     assert rows == [[(1, "kept")]]
     assert outcome.result is None  # the fast path: current, nothing re-read
-    assert (outcome.record.schema_version, outcome.record.status) == ("1.2.0", "current")
+    record = outcome.record
+    assert (record.schema_version, status_of(record.status, record.schema_version, "1.2.0")) == (
+        "1.2.0",
+        "current",
+    )
 
 
 def test_restore_brings_back_a_lost_database(operator: Operator) -> None:
@@ -280,7 +290,7 @@ def test_drop_order_on_sqld(
     objects: list[tuple[str, str]], references: list[tuple[str, str]], expected: list[str]
 ) -> None:
     words = []
-    for statement in backups.drop_statements(objects, references):
+    for statement in drop_statements(objects, references):
         kind, name = statement.rsplit(" IF EXISTS ", 1)
         if kind != "DROP TABLE":
             words.append(kind)
@@ -340,19 +350,17 @@ def test_restore_refuses_a_file_that_is_not_a_tenant_backup(
     assert sql(operator, "hal", ACCOUNTS) == [[(1, "untouched")]]
 
 
-def test_install_backups_replaces_the_configured_policy(operator: Operator) -> None:
-    async def hooks(tenants: TenantService) -> list[str]:
-        policies: list[str] = []
-        for policy in ("always", None, "never"):
-            backups.install_backups(tenants, operator.settings, policy)
-            policies.append(
-                ",".join(
-                    h.policy for h in tenants.before_apply if isinstance(h, backups.BackupHook)
-                )
-            )
-        return policies
+def test_a_backup_override_replaces_the_configured_policy(operator: Operator) -> None:
+    async def policies() -> list[str]:
+        seen: list[str] = []
+        for override in ("always", None, "never"):
+            async with open_runtime(operator.settings, backup=override) as tenants:
+                assert isinstance(tenants.safeguard, backups.Backups)
+                seen.append(tenants.safeguard.policy)
+        return seen
 
-    assert operator.with_tenants(hooks) == ["always", "migration", ""]
+    assert operator.settings.backup_policy == "migration"
+    assert asyncio.run(policies()) == ["always", "migration", "never"]
 
 
 def test_list_backups_of_a_tenant_without_any(operator: Operator) -> None:

@@ -52,7 +52,8 @@ def test_inspect_shows_record_history_and_schema(notes: Operator) -> None:
         f"  location        {location}\n"
         "  created at      <time>\n"
         "  schema version  1.0.0 (registry: 1.1.0, behind)\n"
-        "  status          current, 0 drift item(s), last sync <time>\n"
+        # judged against the registry served now, never a status stored before it changed
+        "  status          out_of_date, 0 drift item(s), last sync <time>\n"
         "history: 1 row(s)\n"
         "  1.0.0  applied <time>  sign-in  2 change(s)\n"
         "tables: 1\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from schema_registry.registry import load_registry
+from schema_registry import load_registry
 from service.operations.dumps import file_name, previous_statuses, table_name
 from tests.cli.clikit import notes_registry, record_of, run_sql
 from tests.cli.conftest import Operator

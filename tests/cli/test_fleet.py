@@ -19,11 +19,14 @@ import msgspec
 import pytest
 
 from service.backends.local.threaded import ThreadedSqlite
+from service.catalog import Catalog, TenantView
+from service.catalog.tables import SCHEMA
 from service.config import load_settings
 from service.errors import Conflict
+from service.rollouts.model import Counts, LeaseLost
 from service.rollouts.run import reopen_job, rollout, start_job
-from service.rollouts.store import ROLLOUTS_DDL, Counts, LeaseLost, RolloutStore
-from service.tenants import TenantService
+from service.status import status_of
+from service.tenants import SyncRequest, TenantService
 from service.wiring import open_runtime
 from tests.api.conftest import registry_upto
 from tests.cli.clikit import record_of, run_sql
@@ -244,9 +247,9 @@ def test_resume_continues_a_job_after_its_cursor(fleet: Operator) -> None:
 
     async def interrupted(tenants: TenantService) -> str:
         for user in ("alice", "bob"):
-            await tenants.sync_tenant(user, target="1.1.0", trigger="fleet")
+            await tenants.sync(SyncRequest(user_id=user, trigger="fleet", target="1.1.0"))
         job = await start_job(tenants, target="1.1.0", concurrency=2)
-        store = RolloutStore(tenants.catalog.store)
+        store = tenants.catalog.rollouts
         await store.save(msgspec.structs.replace(job, cursor="bob", counts=Counts(upgraded=2)))
         return job.job_id
 
@@ -295,7 +298,7 @@ def test_bad_usage_exits_2_before_any_job(
 
     assert (code, out) == (2, "")
     assert message in err
-    jobs = fleet.with_tenants(lambda t: RolloutStore(t.catalog.store).jobs())
+    jobs = fleet.with_tenants(lambda t: t.catalog.rollouts.jobs())
     assert jobs == []
 
 
@@ -303,7 +306,7 @@ def test_bad_usage_exits_2_before_any_job(
 def test_sync_in_worker_processes_upgrades_and_reports_like_one_process(
     operator: Operator, tmp_path: Path
 ) -> None:
-    from schema_registry.registry import load_registry  # noqa: PLC0415
+    from schema_registry import load_registry  # noqa: PLC0415
 
     registry = load_registry(operator.settings.registry)
     users = [f"user-{i:03d}" for i in range(60)]
@@ -336,7 +339,7 @@ FLEET_SIZE = 5000
 @pytest.fixture
 def big_fleet(operator: Operator, tmp_path: Path) -> tuple[Operator, list[str], dict[str, str]]:
     """5,000 local tenants at 1.0.0 (one file copied), two of them unsyncable."""
-    from schema_registry.registry import load_registry  # noqa: PLC0415
+    from schema_registry import load_registry  # noqa: PLC0415
 
     registry = load_registry(operator.settings.registry)
     users = [f"user-{i:05d}" for i in range(FLEET_SIZE)]
@@ -435,7 +438,7 @@ def test_rollout_killed_half_way_resumes_without_applying_anything_twice(
     assert FLEET_SIZE // 2 <= killed_at < FLEET_SIZE, seen[-1]
 
     async def saved_done(tenants: TenantService) -> int:
-        job = await RolloutStore(tenants.catalog.store).get(job_id)
+        job = await tenants.catalog.rollouts.get(job_id)
         assert job is not None
         return sum(msgspec.structs.astuple(job.counts))
 
@@ -475,7 +478,7 @@ def test_a_job_another_run_holds_is_not_run_twice(fleet: Operator) -> None:
     here = socket.gethostname()
 
     async def go(tenants: TenantService) -> None:
-        store = RolloutStore(tenants.catalog.store)
+        store = tenants.catalog.rollouts
         job = await start_job(tenants, concurrency=2)
         elsewhere = await store.claim(job, "elsewhere:1:abcd")  # a run on another machine
         assert elsewhere is not None
@@ -500,11 +503,18 @@ def test_a_job_another_run_holds_is_not_run_twice(fleet: Operator) -> None:
     fleet.with_tenants(go)
 
 
+def _opened(path: Path) -> tuple[Catalog, ThreadedSqlite]:
+    store = ThreadedSqlite(path)
+    return Catalog(store), store
+
+
 def test_a_catalog_from_before_leases_gets_their_columns(tmp_path: Path) -> None:
-    old_ddl = ROLLOUTS_DDL.replace(
-        ",\n    owner TEXT,\n    lease_until REAL NOT NULL DEFAULT 0", ""
+    old_ddl = (
+        (SCHEMA / "1.0.0.sql")
+        .read_text()
+        .replace(",\n    owner TEXT,\n    lease_until REAL NOT NULL DEFAULT 0", "")
     )
-    assert "owner" not in old_ddl
+    assert "owner TEXT" not in old_ddl
     path = tmp_path / "catalog.db"
     with sqlite3.connect(path) as conn:
         conn.executescript(old_ddl)
@@ -515,9 +525,10 @@ def test_a_catalog_from_before_leases_gets_their_columns(tmp_path: Path) -> None
     conn.close()
 
     async def go() -> Any:
-        store = ThreadedSqlite(path)
+        catalog, store = _opened(path)
         try:
-            job = await RolloutStore(store).get("j1")
+            await catalog.open()
+            job = await catalog.rollouts.get("j1")
             columns = [str(r[1]) for r in await store.fetch("PRAGMA table_info(rollouts)")]
         finally:
             await store.close()
@@ -529,16 +540,71 @@ def test_a_catalog_from_before_leases_gets_their_columns(tmp_path: Path) -> None
     assert (job.state, job.owner, job.leased) == ("cancelled", None, False)
 
 
+def test_a_catalog_made_by_tenantdb_0_1_opens_and_upgrades_without_loss(tmp_path: Path) -> None:
+    """tests/catalogs/catalog-0.1.sql was dumped from a catalog the code before the catalog
+    had a registry made: every row survives, and stored statuses that could go stale
+    (current, out_of_date) become synced, read back against the registry as before."""
+    path = tmp_path / "catalog.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript((ROOT / "tests" / "catalogs" / "catalog-0.1.sql").read_text())
+    conn.close()
+    tables = ("tenants", "audit_log", "rollouts", "rollout_issues")
+    before = {t: _rows(path, f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables}
+
+    async def go() -> tuple[list[TenantView], list[str]]:
+        catalog, store = _opened(path)
+        try:
+            await catalog.open()
+            await catalog.open()  # a second process opening it changes nothing
+            records = await catalog.tenants()
+            versions = [str(r[0]) for r in await store.fetch("SELECT version FROM schema_version")]
+        finally:
+            await store.close()
+        return [TenantView.of(r, "1.2.0") for r in records], versions
+
+    views, versions = asyncio.run(go())
+    assert versions == ["1.0.0", "1.1.0"]
+    assert [(v.user_id, v.status) for v in views] == [
+        ("ann", "current"),
+        ("ben", "out_of_date"),
+        ("cal", "drifted"),
+        ("dee", "failed"),
+        ("eve", "provisioned"),
+    ]
+    after = {t: _rows(path, f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables}
+    stored = {"current": "synced", "out_of_date": "synced"}
+    status_column = 8
+    assert after["tenants"] == [
+        (*row[:status_column], stored.get(str(row[status_column]), row[status_column]), row[-1])
+        for row in before["tenants"]
+    ]
+    assert {t: after[t] for t in tables[1:]} == {t: before[t] for t in tables[1:]}
+
+
+def _rows(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
 def test_a_sign_in_on_another_replica_leaves_the_row_current(fleet: Operator) -> None:
     settings = load_settings({}, **fleet.values)
 
     async def go() -> tuple[str | None, str, str | None, str]:
         async with open_runtime(settings) as a, open_runtime(settings) as b:
-            staged = await a.sync_tenant("alice", target="1.1.0")  # a staged rollout on A
-            await b.sync_tenant("alice")  # B brings alice to the current version
+            staged = await a.sync(SyncRequest(user_id="alice", trigger="cli", target="1.1.0"))
+            await b.sync(SyncRequest(user_id="alice", trigger="cli"))  # B: to the current version
             await a.initialize("alice", None)  # her sign-in lands on A, which cached 1.1.0
             row = await b.catalog.get("alice", fresh=True)
         assert row is not None
-        return staged.record.schema_version, staged.record.status, row.schema_version, row.status
+        current = a.registry.current.version
+        return (
+            staged.record.schema_version,
+            status_of(staged.record.status, staged.record.schema_version, current),
+            row.schema_version,
+            status_of(row.status, row.schema_version, current),
+        )
 
     assert asyncio.run(go()) == ("1.1.0", "out_of_date", "1.2.0", "current")

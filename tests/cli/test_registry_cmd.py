@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from schema_registry.registry import load_registry
+from schema_registry import load_registry
 from service.cli import main
 from tests.cli.clikit import NOTES_110, notes_registry
 from tests.conftest import EXAMPLE_REGISTRY

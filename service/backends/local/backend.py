@@ -16,22 +16,32 @@ import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Final, Literal, TypeVar
 
-from schema_registry import history
-from schema_registry.history import HistoryRow, Stamp
-from schema_registry.registry import Registry
-from schema_registry.sqlite_db import SqliteDatabase, drive
-from schema_registry.sync import SyncContext, SyncResult, check, is_current, sync
+from schema_registry import (
+    HistoryRow,
+    Registry,
+    SqliteDatabase,
+    Stamp,
+    SyncContext,
+    SyncResult,
+    check,
+    connect,
+    drive,
+    is_current,
+    read_history,
+    sync,
+)
+from service.backends.base import DatabaseMissing
 from service.backends.local.batcher import Batcher
+from service.backends.local.faults import storage_fault
 from service.backends.local.pool import ConnectionPool
-from service.errors import NotFound
 
 T = TypeVar("T")
 
 
 class LocalBackend:
-    kind = "local"
+    kind: Final[Literal["local"]] = "local"
 
     def __init__(self, data_dir: Path, *, workers: int, cache_size: int) -> None:
         self.root = data_dir / "tenants"
@@ -49,8 +59,18 @@ class LocalBackend:
     def database_token(self, user_id: str, location: str) -> str | None:
         return None  # a local file has nothing to authenticate against
 
-    async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+    async def _run(self, fn: Callable[[], T], *, batched: bool = False) -> T:
+        """Run `fn` on a worker thread (with the checks that arrive together when
+        `batched`); SQLite's storage faults come back as the protocol's typed errors."""
+        try:
+            if batched:
+                return await self._checks.run(fn)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        except sqlite3.Error as exc:
+            typed = storage_fault(exc)
+            if typed is None:
+                raise
+            raise typed from exc
 
     def _with_db(self, location: str, create: bool, fn: Callable[[SqliteDatabase], T]) -> T:
         conn = self._pool.checkout(location, create=create)
@@ -79,7 +99,9 @@ class LocalBackend:
             created = False
             if not os.path.exists(location):
                 if not create:
-                    raise NotFound("the database file is missing: call POST /api/user/initialize")
+                    raise DatabaseMissing(
+                        "the database file is missing: call POST /api/user/initialize"
+                    )
                 os.makedirs(os.path.dirname(location), exist_ok=True)
                 created = True
             result = self._with_db(
@@ -120,7 +142,7 @@ class LocalBackend:
                 return None
             return known if head is None else head.stamp
 
-        return await self._checks.run(work)
+        return await self._run(work, batched=True)
 
     async def history(self, location: str) -> list[HistoryRow] | None:
         """The file's history rows, or None when there is no file."""
@@ -128,7 +150,7 @@ class LocalBackend:
         def work() -> list[HistoryRow] | None:
             if not os.path.exists(location):
                 return None
-            return self._with_db(location, False, lambda db: drive(history.read_history(db)))
+            return self._with_db(location, False, lambda db: drive(read_history(db)))
 
         return await self._run(work)
 
@@ -148,7 +170,7 @@ class LocalBackend:
 
         def work() -> None:
             if not os.path.exists(location):
-                raise NotFound("no database file to export")
+                raise DatabaseMissing("no database file to export")
             source = self._pool.checkout(location, create=False)
             target = sqlite3.connect(dest)
             try:
@@ -157,6 +179,30 @@ class LocalBackend:
             finally:
                 target.close()
                 self._pool.checkin(location, source)
+
+        await self._run(work)
+
+    async def exists(self, location: str) -> bool:
+        return await self._run(lambda: os.path.exists(location))
+
+    async def restore(self, location: str, source: Path) -> None:
+        """SQLite's backup API into the live file: every page in one write transaction.
+
+        Connections elsewhere see the old database or the restored one, and SQLite sets the
+        schema cookie to one past the old one, so no stamp recorded before can match it.
+        """
+
+        def work() -> None:
+            os.makedirs(os.path.dirname(location), exist_ok=True)
+            backup = sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True)
+            try:
+                target = connect(location)  # a new file gets WAL, like every tenant file
+                try:
+                    backup.backup(target)  # pages=-1: one step, one transaction
+                finally:
+                    target.close()
+            finally:
+                backup.close()
 
         await self._run(work)
 

@@ -11,7 +11,7 @@ import sqlite3
 import threading
 from collections import OrderedDict
 
-from schema_registry.sqlite_db import connect
+from schema_registry import connect
 
 
 class ConnectionPool:

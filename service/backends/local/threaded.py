@@ -15,8 +15,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from schema_registry.database import Row, Value
-from schema_registry.sqlite_db import connect
+from schema_registry import Row, Value, connect
+from service.backends.local.faults import storage_fault
 
 T = TypeVar("T")
 
@@ -72,7 +72,13 @@ class ThreadedSqlite:
                 self._conn.execute("PRAGMA synchronous = NORMAL")
             return fn(self._conn)
 
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except sqlite3.Error as exc:  # storage faults as the backend protocol's types
+            typed = storage_fault(exc)
+            if typed is None:
+                raise
+            raise typed from exc
 
     async def fetch(self, sql: str, params: Sequence[Value] = ()) -> list[Row]:
         return await self.run(lambda c: c.execute(sql, params).fetchall())

@@ -20,22 +20,29 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final, Literal, TypeVar
 
 import jwt
 import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from schema_registry import history
-from schema_registry.history import HistoryRow, Stamp
-from schema_registry.registry import Registry
-from schema_registry.sync import SyncContext, SyncResult, check, sync
-from service.backends.sqld.hrana import HranaDatabase, HranaHttp, NamespaceMissing
+from schema_registry import (
+    HistoryRow,
+    Registry,
+    Stamp,
+    SyncContext,
+    SyncResult,
+    check,
+    read_history,
+    sync,
+)
+from service.backends.base import BackendUnavailable, DatabaseBusy, DatabaseMissing
+from service.backends.sqld.hrana import HranaDatabase, HranaError, HranaHttp, NamespaceMissing
 from service.backends.sqld.http1 import Http1Pool, HttpError
+from service.backends.sqld.restore import restore_namespace
 from service.backends.sqld.streams import StreamCache
 from service.config import ConfigError, Settings
-from service.errors import NotFound, Unavailable
 
 T = TypeVar("T")
 log = structlog.get_logger("tenantdb.sqld")
@@ -64,7 +71,7 @@ def place(user_id: str, shards: int) -> int:
 
 
 class SqldBackend:
-    kind = "sqld"
+    kind: Final[Literal["sqld"]] = "sqld"
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -145,7 +152,7 @@ class SqldBackend:
                 method, path, body, {"content-type": "application/json"}
             )
         except (HttpError, TimeoutError) as exc:
-            raise Unavailable(f"sqld's admin API at {pool.base_url} did not answer") from exc
+            raise BackendUnavailable(f"sqld's admin API at {pool.base_url} did not answer") from exc
         return status, reply.decode("utf-8", "replace")
 
     async def create_namespace(self, shard: int, namespace: str) -> bool:
@@ -156,13 +163,15 @@ class SqldBackend:
             return True
         if status == 400 and "already exists" in text:
             return False
-        raise Unavailable(f"sqld admin API refused to create {namespace}: {status} {text[:200]}")
+        raise BackendUnavailable(
+            f"sqld admin API refused to create {namespace}: {status} {text[:200]}"
+        )
 
     async def namespace_exists(self, shard: int, namespace: str) -> bool:
         status, _ = await self._admin_request(shard, "GET", f"/v1/namespaces/{namespace}/config")
         if status in (200, 404):
             return status == 200
-        raise Unavailable(f"sqld admin API answered {status} for {namespace}")
+        raise BackendUnavailable(f"sqld admin API answered {status} for {namespace}")
 
     async def _call(
         self,
@@ -171,7 +180,8 @@ class SqldBackend:
         *,
         held: bool = False,
     ) -> T:
-        """Run `work`, retrying a 404; a persistent one is checked with the admin API."""
+        """Run `work`, retrying a 404; a persistent one is checked with the admin API.
+        A write lock sqld would not wait out is DatabaseBusy."""
         db = self.database(location, held=held)
         for delay in (*RETRY_DELAYS, None):
             try:
@@ -180,11 +190,15 @@ class SqldBackend:
                 if delay is None:
                     break
                 await asyncio.sleep(delay)
+            except HranaError as exc:
+                if exc.busy:
+                    raise DatabaseBusy(f"another writer holds this database ({exc})") from exc
+                raise
         shard, namespace = self.split(location)
         if await self.namespace_exists(shard, namespace):
             log.warning("sqld.false_namespace_404", namespace=namespace, shard=shard)
-            raise Unavailable("sqld is busy loading this database; try again in a moment")
-        raise NotFound("no database for this user: call POST /api/user/initialize first")
+            raise BackendUnavailable("sqld is busy loading this database; try again in a moment")
+        raise DatabaseMissing("no database for this user: call POST /api/user/initialize first")
 
     # The Backend interface -------------------------------------------------------------
 
@@ -214,7 +228,7 @@ class SqldBackend:
 
         try:
             stamp = await self._call(location, work, held=True)
-        except NotFound:
+        except DatabaseMissing:
             stamp = None
         if ttl and stamp is not None:
             self._confirmed[location] = (stamp, time.monotonic() + ttl)
@@ -257,8 +271,8 @@ class SqldBackend:
 
     async def history(self, location: str) -> list[HistoryRow] | None:
         try:
-            return await self._call(location, history.read_history)
-        except NotFound:
+            return await self._call(location, read_history)
+        except DatabaseMissing:
             return None
 
     async def delete(self, location: str) -> bool:
@@ -268,23 +282,32 @@ class SqldBackend:
         status, _ = await self._admin_request(shard, "DELETE", f"/v1/namespaces/{namespace}")
         if status in (200, 404):
             return status == 200
-        raise Unavailable(f"sqld admin API refused to delete {namespace}: {status}")
+        raise BackendUnavailable(f"sqld admin API refused to delete {namespace}: {status}")
 
     async def export(self, location: str, dest: Path) -> None:
         """sqld's /dump (SQL text from one read transaction), loaded into a new SQLite file."""
         shard, namespace = self.split(location)
         status, dump = await self._http[shard].request("GET", "/dump", namespace)
         if status == 404:
-            raise NotFound("no database for this user")
+            raise DatabaseMissing("no database for this user")
         if status != 200:
-            raise Unavailable(f"sqld refused the export: {status}")
+            raise BackendUnavailable(f"sqld refused the export: {status}")
         await asyncio.to_thread(_load_dump, dump.decode("utf-8"), dest)
+
+    async def exists(self, location: str) -> bool:
+        """Asked of the admin API: sqld's Hrana endpoint may answer a false 404."""
+        return await self.namespace_exists(*self.split(location))
+
+    async def restore(self, location: str, source: Path) -> None:
+        shard, namespace = self.split(location)
+        await self.create_namespace(shard, namespace)  # made again when it was lost
+        await restore_namespace(self.database(location), source)
 
     async def ping(self) -> bool:
         for shard in range(len(self._admin)):
             try:
                 status, _ = await self._admin_request(shard, "GET", "/v1/namespaces")
-            except Unavailable:
+            except BackendUnavailable:
                 return False
             if status != 200:
                 return False

@@ -18,10 +18,10 @@ from typing import Any
 
 import msgspec
 
-from schema_registry.database import Row, Value
+from schema_registry import Row, Value
+from service.backends.base import BackendUnavailable
 from service.backends.sqld.http1 import Http1Pool, HttpError
 from service.backends.sqld.streams import Held, StreamCache
-from service.errors import Unavailable
 
 
 class HranaError(Exception):
@@ -148,7 +148,7 @@ class HranaHttp:
         base_url: str | None = None,
     ) -> tuple[int, bytes]:
         """One request for a namespace with the service's token; sqld out of reach is
-        Unavailable (503)."""
+        BackendUnavailable."""
         url = (base_url or self.base_url).rstrip("/")
         pool = self._pools.get(url)
         if pool is None:
@@ -161,7 +161,9 @@ class HranaHttp:
         try:
             return await pool.request(method, path, body, headers)
         except (HttpError, TimeoutError) as exc:
-            raise Unavailable(f"sqld at {url} did not answer ({exc or 'timed out'})") from exc
+            raise BackendUnavailable(
+                f"sqld at {url} did not answer ({exc or 'timed out'})"
+            ) from exc
 
     async def pipeline(
         self,
@@ -283,7 +285,7 @@ class HranaTransaction:
         self._lead = []
         if self._baton is not None:
             # If this fails the stream times out on sqld's side and rolls back there.
-            with contextlib.suppress(HranaError, Unavailable):
+            with contextlib.suppress(HranaError, BackendUnavailable):
                 await self._http.pipeline(
                     self._namespace,
                     [_statement("ROLLBACK", ()), *self._after, {"type": "close"}],
