@@ -1,0 +1,79 @@
+"""Each bench's --smoke run: every item once on tiny inputs, as operators run them
+(`python -m bench.NAME`, a subprocess from the repo root), with its correctness guards
+(the work measured is the work claimed) and no speed asserted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.sqld import sqld_binary
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def smoke(tmp_path: Path, bench: str, *args: str, sqld: bool = False) -> dict[str, int]:
+    """Run one bench's smoke mode; its guards (what was checked, how often) when it passed."""
+    out = tmp_path / f"{bench}.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTDB_")}
+    if sqld:
+        env["TENANTDB_SQLD_BIN"] = str(sqld_binary())
+    proc = subprocess.run(
+        [sys.executable, "-m", f"bench.{bench}", "--smoke", "--json", str(out), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, f"{bench} --smoke exited {proc.returncode}:\n{proc.stderr[-4000:]}"
+    results = json.loads(out.read_text())
+    assert results["meta"]["smoke"] is True
+    guards: dict[str, int] = results["guards"]
+    assert f"smoke: {len(guards)} guards held" in proc.stdout
+    return guards
+
+
+def test_engine_smoke(tmp_path: Path) -> None:
+    guards = smoke(tmp_path, "engine")
+    assert "provision: ours made exactly the registry's tables" in guards
+    assert "provision: bare_recorded passes our check" in guards
+    assert "upgrade: both sides pass our check at 1.1.0" in guards
+    assert "check: every check said up to date" in guards
+
+
+def test_api_smoke(tmp_path: Path) -> None:
+    guards = smoke(tmp_path, "api")
+    assert "after the warm-up, initialize is the fast path" in guards
+    assert "the warm-up created every database" in guards
+    assert "tenantdb-info wrote its request log" in guards
+    assert "no request failed" in guards
+
+
+def test_fleet_local_smoke(tmp_path: Path) -> None:
+    guards = smoke(tmp_path, "fleet", "--only", "local")
+    assert guards["rollout: every tenant upgraded, none failed or drifted"] == 3  # c=1, c=2, procs
+    assert "local: both sides' databases are at 1.1.0 with its tables" in guards
+
+
+@pytest.mark.sqld
+def test_fleet_sqld_smoke(tmp_path: Path) -> None:
+    guards = smoke(tmp_path, "fleet", "--only", "sqld", sqld=True)
+    assert "rollout: every tenant upgraded, none failed or drifted" in guards
+
+
+@pytest.mark.sqld
+def test_sqld_smoke(tmp_path: Path) -> None:
+    guards = smoke(tmp_path, "sqld", sqld=True)
+    assert "new user: sqld has the registry's tables" in guards
+    assert "new user: the engine's check finds the namespace current" in guards
+    assert "floor: the DDL batch made them" in guards
+    assert "profile: new users are new, returning ones are not" in guards
+    assert "after the warm-up, initialize is the fast path" in guards
+    assert "no request failed" in guards
