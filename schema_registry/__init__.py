@@ -34,6 +34,9 @@ from schema_registry.changes import (
     ReplaceIndex,
     ReplaceTrigger,
     ReplaceView,
+    RunScript,
+    Step,
+    step_statements,
 )
 from schema_registry.clock import utc_now
 from schema_registry.database import Database, Row, Session, Transaction, Value
@@ -88,11 +91,13 @@ __all__ = [
     "ReplaceTrigger",
     "ReplaceView",
     "Row",
+    "RunScript",
     "Schema",
     "SchemaRegistryError",
     "Session",
     "SqliteDatabase",
     "Stamp",
+    "Step",
     "SyncContext",
     "SyncError",
     "SyncResult",
@@ -119,6 +124,7 @@ __all__ = [
     "read_history",
     "record_history_statements",
     "split_statements",
+    "step_statements",
     "sync",
     "utc_now",
     "version_key",

@@ -172,6 +172,31 @@ class Extra(Change, frozen=True, tag="extra"):
 
 
 Additive = CreateTable | AddColumn | CreateIndex | CreateTrigger | CreateView
+
+
+class RunScript(Model, frozen=True, tag_field="kind", tag="run_script"):
+    """A version's migration script, run as written after that version's additive steps."""
+
+    version: str
+    statements: tuple[str, ...]
+
+    @property
+    def object(self) -> str:
+        return self.version
+
+    def describe(self) -> str:
+        return f"migration script of {self.version} ({len(self.statements)} statement(s))"
+
+
+# What a sync runs, in order: each step tied to the SQL it produced.
+Step = CreateTable | AddColumn | CreateIndex | CreateTrigger | CreateView | RunScript
+
+
+def step_statements(step: Step) -> tuple[str, ...]:
+    """The SQL a step runs."""
+    return step.statements if isinstance(step, RunScript) else (step.sql(),)
+
+
 AnyChange = (
     CreateTable
     | AddColumn

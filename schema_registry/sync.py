@@ -20,7 +20,7 @@ from typing import Final, Literal
 import msgspec
 
 from schema_registry import history
-from schema_registry.changes import Extra
+from schema_registry.changes import Additive, Extra, RunScript, Step, step_statements
 from schema_registry.clock import utc_now
 from schema_registry.database import Database, Row, Transaction, Value
 from schema_registry.errors import NewerDatabaseError, SyncError
@@ -46,8 +46,7 @@ class SyncResult(Model, frozen=True):
     status: Status
     from_version: str | None
     to_version: str
-    applied: tuple[str, ...] = ()  # describe() of each change applied
-    statements: tuple[str, ...] = ()  # the SQL that ran (or would run, when verifying)
+    steps: tuple[Step, ...] = ()  # what ran (or would run, when verifying), in order
     drift: tuple[Refusal, ...] = ()
     extras: tuple[Extra, ...] = ()
     warnings: tuple[str, ...] = ()
@@ -59,6 +58,16 @@ class SyncResult(Model, frozen=True):
     @property
     def up_to_date(self) -> bool:
         return self.status in ("up_to_date", "applied")
+
+    @property
+    def changes(self) -> tuple[Additive, ...]:
+        """The additive changes among the steps (what `changes_applied` counts)."""
+        return tuple(s for s in self.steps if not isinstance(s, RunScript))
+
+    @property
+    def statements(self) -> tuple[str, ...]:
+        """The SQL of every step, in order."""
+        return tuple(sql for step in self.steps for sql in step_statements(step))
 
 
 def is_current(stamp: Stamp | None, target: Version, cookie: int) -> bool:
@@ -230,8 +239,7 @@ async def _verify(
         status=status,
         from_version=from_version,
         to_version=target.version,
-        applied=tuple(s.describe() for s in plan.steps),
-        statements=tuple(plan.statements()),
+        steps=plan.steps,
         drift=plan.drift,
         extras=plan.extras,
         warnings=warnings,
@@ -289,16 +297,16 @@ async def _upgrade(
         raise _ScriptsAfterAll  # the transaction rolls back: it has changed nothing yet
     checking = bool(migrating)
     violations_after: list[Row] | None = None
-    applied: list[str] = []
-    statements: list[str] = []
+    steps: list[Step] = []
     # Straight to the target, except that a version with a migration script is reached
     # first, so its script runs against the schema it was written for.
     for stop in [*(v for v in migrating if v is not target), target]:
         plan = stop.plan_from(actual)
-        script = [step.sql() for step in plan.steps]
-        script += list(stop.migration) if stop in migrating else []
-        applied += [step.describe() for step in plan.steps]
-        statements += script
+        ran: list[Step] = [*plan.steps]
+        if stop in migrating:
+            ran.append(RunScript(version=stop.version, statements=stop.migration))
+        steps += ran
+        script = [sql for step in ran for sql in step_statements(step)]
         if not script:
             continue
         after = [(OBJECTS_SQL, ())]
@@ -319,8 +327,7 @@ async def _upgrade(
         status="drifted" if final.drift else "applied",
         from_version=from_version,
         to_version=target.version,
-        applied=tuple(applied),
-        statements=tuple(statements),
+        steps=tuple(steps),
         drift=final.drift,
         extras=final.extras,
     )
@@ -345,7 +352,7 @@ async def _record(
         stamp = Stamp(version=target.version, content_hash=target.content_hash, cookie=cookie)
         return msgspec.structs.replace(result, status="up_to_date", stamp=stamp)
     applied_at = utc_now()
-    count = len(result.applied)
+    count = len(result.changes)
     recorded = passed or (target,)
     rows: list[tuple[Value, ...]] = [
         (

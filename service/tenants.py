@@ -297,7 +297,7 @@ class TenantService:
                     from_version=result.from_version,
                     to_version=result.to_version,
                     status=result.status,
-                    changes_applied=len(result.applied),
+                    changes_applied=len(result.changes),
                     statements=result.statements,
                 )
             elif defer and apply and await self._catalog_behind(record, result):
@@ -363,7 +363,7 @@ class TenantService:
             created=created,
             from_version=result.from_version,
             to_version=result.to_version,
-            changes_applied=len(result.applied) if result.up_to_date else 0,
+            changes_applied=len(result.changes) if result.up_to_date else 0,
             drift_count=len(result.drift),
             duration_ms=result.duration_ms,
         )

@@ -274,7 +274,7 @@ def _dry_run(result: SyncResult | None, tenants: TenantService) -> DryRun:
         status=result.status,
         from_version=result.from_version,
         to_version=result.to_version,
-        changes=list(result.applied) if result.status != "up_to_date" else [],
+        changes=[s.describe() for s in result.steps] if result.status != "up_to_date" else [],
         statements=list(result.statements) if result.status != "up_to_date" else [],
         drift=[DriftItem.of(item) for item in result.drift],
         warnings=list(result.warnings) + [e.describe() for e in result.extras],

@@ -60,10 +60,10 @@ def _message(outcome: Outcome, subject: str) -> str:
     if result is None or result.status == "up_to_date":
         return f"{subject} successfully; schema is up to date"
     if result.status == "applied":
-        return f"{subject} successfully; applied {len(result.applied)} schema change(s)"
+        return f"{subject} successfully; applied {len(result.changes)} schema change(s)"
     if result.status == "out_of_date":
         return (
-            f"{subject}; schema is out of date ({len(result.applied)} change(s) pending) "
+            f"{subject}; schema is out of date ({len(result.changes)} change(s) pending) "
             "and sync_mode is verify: an admin can apply them with sync-schema"
         )
     return (
@@ -76,8 +76,8 @@ def _changes(outcome: Outcome) -> tuple[int, list[str], list[DriftItem], list[st
     result = outcome.result
     if result is None:
         return 0, [], [], []
-    applied = list(result.applied)
-    count = len(applied) if result.up_to_date else 0
+    applied = [step.describe() for step in result.steps]
+    count = len(result.changes) if result.up_to_date else 0
     drift = [DriftItem.of(item) for item in result.drift]
     warnings = list(result.warnings) + [e.describe() for e in result.extras]
     return count, applied, drift, warnings

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import msgspec
 
-from schema_registry import HistoryRow, SyncError, SyncResult
+from schema_registry import HistoryRow, SyncError, SyncResult, step_statements
 from service.catalog import TenantRecord, TenantView
 from service.commands.common import (
     FAILED,
@@ -251,9 +251,20 @@ def _show(
     render: Callable[[str, SyncResult | None], str],
 ) -> None:
     if args.json:
-        emit_json({"user_id": args.user, "result": result})
+        emit_json({"user_id": args.user, "result": result_json(result)})
     else:
         emit(render(args.user, result))
+
+
+def result_json(result: SyncResult | None) -> dict[str, object] | None:
+    """A sync result for `--json`: its typed steps, and beside them the descriptions of
+    its changes (`applied`) and every statement, as the text output shows them."""
+    if result is None:
+        return None
+    body: dict[str, object] = msgspec.to_builtins(result)
+    body["applied"] = [change.describe() for change in result.changes]
+    body["statements"] = list(result.statements)
+    return body
 
 
 def render_dry_run(user: str, result: SyncResult | None) -> str:
@@ -265,12 +276,9 @@ def render_dry_run(user: str, result: SyncResult | None) -> str:
         f"{result.to_version} (dry run: nothing was applied)",
         f"-- {len(result.statements)} statement(s) to run, {len(result.drift)} drift item(s)",
     ]
-    if len(result.applied) == len(result.statements):
-        for description, statement in zip(result.applied, result.statements, strict=True):
-            lines += [f"-- {description}", statement.rstrip().rstrip(";") + ";"]
-    else:  # not one statement per change: list both
-        lines += [f"-- {description}" for description in result.applied]
-        lines += [statement.rstrip().rstrip(";") + ";" for statement in result.statements]
+    for step in result.steps:  # each change with the SQL it runs
+        lines.append(f"-- {step.describe()}")
+        lines += [sql.rstrip().rstrip(";") + ";" for sql in step_statements(step)]
     lines += _notes(result)
     return "\n".join(lines)
 
@@ -286,10 +294,10 @@ def render_applied(user: str, result: SyncResult | None) -> str:
         ]
         return "\n".join(lines + _notes(result))
     lines = [
-        f"{user}: applied {len(result.applied)} change(s), "
+        f"{user}: applied {len(result.changes)} change(s), "
         f"{result.from_version or 'no version'} -> {result.to_version}"
     ]
-    lines += [f"  - {description}" for description in result.applied]
+    lines += [f"  - {step.describe()}" for step in result.steps]
     return "\n".join(lines + _notes(result))
 
 

@@ -190,3 +190,8 @@ REBUILDS = [
         [(1, 1, 10, "integer"), (2, 1, 20, "integer"), (3, 2, 30, "integer")],
     ),
 ]
+
+
+def described(result: SyncResult) -> tuple[str, ...]:
+    """The additive changes of a sync, as the dry run prints them."""
+    return tuple(change.describe() for change in result.changes)

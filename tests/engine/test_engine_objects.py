@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from schema_registry import compile_schema, dependency_order, quote
-from tests.engine.enginekit import execute_script, query, run_sync, schema_of, single
+from tests.engine.enginekit import described, execute_script, query, run_sync, schema_of, single
 
 BASE = """CREATE TABLE t (
     id INTEGER PRIMARY KEY,
@@ -49,9 +49,9 @@ KIND_IDS = [
 ]
 
 
-@pytest.mark.parametrize(("sql", "described"), KINDS, ids=KIND_IDS)
+@pytest.mark.parametrize(("sql", "description"), KINDS, ids=KIND_IDS)
 def test_missing_object_is_created_with_its_registry_sql(
-    tmp_path: Path, sql: str, described: str
+    tmp_path: Path, sql: str, description: str
 ) -> None:
     registry = single(tmp_path / "registry", f"{BASE}{sql};\n")
     db = tmp_path / "user.db"
@@ -59,7 +59,11 @@ def test_missing_object_is_created_with_its_registry_sql(
 
     result = run_sync(db, registry)
 
-    assert (result.status, result.applied, result.statements) == ("applied", (described,), (sql,))
+    assert (result.status, described(result), result.statements) == (
+        "applied",
+        (description,),
+        (sql,),
+    )
     assert schema_of(db).fingerprint() == registry.current.content_hash
     assert query(db, "SELECT id, name, qty FROM t ORDER BY id") == [
         (1, "ab", 1),
@@ -137,7 +141,7 @@ def test_tables_are_created_parents_first(tmp_path: Path, sql: str, order: list[
     result = run_sync(db, registry)
 
     assert [t.name for t in dependency_order(list(compile_schema(sql).tables))] == order
-    assert [line.split(" ")[2] for line in result.applied] == order
+    assert [line.split(" ")[2] for line in described(result)] == order
     assert schema_of(db).fingerprint() == registry.current.content_hash
     assert query(db, "PRAGMA foreign_key_check") == []
 
@@ -358,7 +362,7 @@ def test_names_differing_only_in_non_ascii_case_are_different_objects(tmp_path: 
 
     result = run_sync(db, registry)
 
-    assert result.applied == (
+    assert described(result) == (
         "create table É (1 columns)",
         "create index ÉIX on É",
         "create view Vé",

@@ -36,6 +36,7 @@ from tests.engine.enginekit import (
     SEED000,
     V,
     cookie_of,
+    described,
     execute_script,
     history_of,
     make_registry,
@@ -94,12 +95,12 @@ def test_new_database_gets_the_target_and_one_history_row(
         created_at=target.created_at,
         applied_at=row.applied_at,
         content_hash=target.content_hash,
-        changes_applied=len(result.applied),
+        changes_applied=len(described(result)),
         schema_cookie=cookie,
         trigger="manual",
     )
     assert schema_of(db).fingerprint() == target.content_hash
-    assert len(result.applied) == 30  # 10 tables, 14 indexes, 2 views, 4 triggers
+    assert len(described(result)) == 30  # 10 tables, 14 indexes, 2 views, 4 triggers
 
 
 def test_second_sync_applies_and_records_nothing(tmp_path: Path, example: Registry) -> None:
@@ -160,7 +161,7 @@ def test_upgrade_records_every_version_passed_and_runs_the_migration(
     assert [(r.version, r.content_hash) for r in rows] == [
         (v.version, v.content_hash) for v in example.versions
     ]
-    assert [r.changes_applied for r in rows[1:]] == [0, len(result.applied)]
+    assert [r.changes_applied for r in rows[1:]] == [0, len(described(result))]
     assert result.statements[-1] == example.current.migration[0]
     assert query(db, f"SELECT {TRADE_COLUMNS} FROM trades ORDER BY id") == trades_before
     assert query(db, "SELECT id, updated_at, status FROM trades ORDER BY id") == [
@@ -262,10 +263,10 @@ def test_index_dropped_behind_our_back_is_recreated(tmp_path: Path, example: Reg
     result = run_sync(db, example)
 
     assert (result.status, result.fast_path) == ("applied", False)
-    assert result.applied == ("create index idx_trades_symbol on trades",)
+    assert described(result) == ("create index idx_trades_symbol on trades",)
     assert result.statements == ("CREATE INDEX idx_trades_symbol ON trades(symbol)",)
     assert [(r.version, r.changes_applied) for r in history_of(db)] == [
-        ("1.2.0", len(run_sync(tmp_path / "fresh.db", example).applied)),
+        ("1.2.0", len(run_sync(tmp_path / "fresh.db", example).changes)),
         ("1.2.0", 1),
     ]
     assert schema_of(db).fingerprint() == example.current.content_hash
@@ -397,7 +398,7 @@ def test_verify_writes_nothing_and_lists_what_sync_would_run(
         (),
     )
     assert verified.statements + example.current.migration == applied.statements
-    assert verified.applied == applied.applied
+    assert described(verified) == described(applied)
 
 
 def test_verify_of_a_new_database_creates_nothing(tmp_path: Path, example: Registry) -> None:
@@ -631,7 +632,7 @@ def test_seed000_provisions_27_tables_with_working_foreign_keys(tmp_path: Path) 
     ordered = dependency_order(list(registry.current.schema.tables))
     execute_script(db, ";\n".join(_fill(t.sql) for t in ordered) + ";")
 
-    created = [line.split(" ")[2] for line in result.applied if line.startswith("create table")]
+    created = [line.split(" ")[2] for line in described(result) if line.startswith("create table")]
     assert result.status == "applied"
     assert created == [t.name for t in ordered]
     assert len(created) == 27
