@@ -18,17 +18,16 @@ import structlog
 from litestar import Controller, Litestar, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from schema_registry import HistoryRow, SyncResult
-from service.api.auth_guard import admin_only, provide_identity
+from service.api.auth_guard import admin_only
+from service.api.deps import ADMIN_ERRORS, provide_identity, provide_tenants
 from service.api.schemas import Body, Reply
-from service.api.users import provide_tenants
 from service.auth import Identity, check_user_id
 from service.catalog import AuditEntry, TenantView
 from service.drift import DriftItem
-from service.errors import Conflict, ErrorBody, NotFound
+from service.errors import Conflict, NotFound
 from service.rollouts.model import RolloutSummary, summarize
 from service.rollouts.run import reopen_job, rollout, start_job
 from service.status import TenantStatus
@@ -36,14 +35,6 @@ from service.tenants import SyncRequest, TenantService
 
 log = structlog.get_logger("tenantdb.admin")
 
-ADMIN_ERRORS: dict[int, ResponseSpec] = {
-    400: ResponseSpec(ErrorBody, description="Bad input: the message says which field and why"),
-    401: ResponseSpec(ErrorBody, description="Missing, malformed, badly signed or expired token"),
-    403: ResponseSpec(ErrorBody, description="The token does not carry the admin role"),
-    404: ResponseSpec(ErrorBody, description="No such tenant or rollout job"),
-    409: ResponseSpec(ErrorBody, description="That rollout job is already running here"),
-    500: ResponseSpec(ErrorBody, description="Internal error; nothing was half-applied"),
-}
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="rows per page")]
 Filter = Annotated[str | None, QueryParameter()]
 

@@ -7,7 +7,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from service.auth import Authenticator, Identity
+from service.auth import Authenticator
 from service.errors import Forbidden
 
 
@@ -25,8 +25,3 @@ async def admin_only(
     await authenticated(connection, handler)
     if not connection.state.identity.admin:
         raise Forbidden("this endpoint needs a token with the admin role")
-
-
-def provide_identity(request: ASGIConnection[Any, Any, Any, Any]) -> Identity:
-    identity: Identity = request.state.identity
-    return identity

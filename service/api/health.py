@@ -6,8 +6,8 @@ from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
 
 from service.api.auth_guard import admin_only
+from service.api.deps import ADMIN_ERRORS, provide_tenants
 from service.api.schemas import DetailedHealth, Health
-from service.api.users import ERRORS, provide_tenants
 from service.tenants import TenantService
 
 
@@ -23,7 +23,7 @@ class HealthController(Controller):
     guards = [admin_only]
     dependencies = {"tenants": Provide(provide_tenants, sync_to_thread=False)}
 
-    @get("/", responses=ERRORS)
+    @get("/", responses=ADMIN_ERRORS)
     async def detailed(self, tenants: NamedDependency[TenantService]) -> DetailedHealth:
         """Registry, backend reachability, catalog counts and drift (admin token required)."""
         reachable = await tenants.backend.ping()

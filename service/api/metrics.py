@@ -17,7 +17,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
 
-from service.api.users import provide_tenants
+from service.api.deps import provide_tenants
 from service.config import Settings
 from service.errors import Unauthorized
 from service.operations.metrics import MEDIA_TYPE, Metrics

@@ -1,4 +1,5 @@
-"""The user endpoints an app calls on sign-in (seed 004's contract)."""
+"""The user endpoints an app calls on sign-in: initialize, sync-schema, schema-version,
+export and delete, with the request and response fields apps rely on."""
 
 from __future__ import annotations
 
@@ -6,13 +7,12 @@ from typing import Any
 
 from litestar import Controller, Request, delete, get, post
 from litestar.background_tasks import BackgroundTask
-from litestar.datastructures import State
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from litestar.response import File
 
 from schema_registry import utc_now
 from service.api.auth_guard import authenticated
+from service.api.deps import USER_ERRORS
 from service.api.schemas import (
     Deleted,
     InitializeRequest,
@@ -22,19 +22,7 @@ from service.api.schemas import (
 )
 from service.auth import Identity, check_user_id
 from service.drift import DriftItem
-from service.errors import ErrorBody
 from service.tenants import Outcome, TenantService, remove_export
-
-ERRORS: dict[int, ResponseSpec] = {
-    400: ResponseSpec(ErrorBody, description="Bad input: the message says which field and why"),
-    401: ResponseSpec(ErrorBody, description="Missing, malformed, badly signed or expired token"),
-    403: ResponseSpec(ErrorBody, description="The token may not act on this user_id"),
-    404: ResponseSpec(ErrorBody, description="No database for this user yet"),
-    409: ResponseSpec(
-        ErrorBody, description="The database is at a newer version than the registry"
-    ),
-    500: ResponseSpec(ErrorBody, description="Internal error; nothing was half-applied"),
-}
 
 
 def caller(request: Request[Any, Any, Any], user_id: str) -> tuple[Identity, TenantService]:
@@ -47,11 +35,6 @@ def caller(request: Request[Any, Any, Any], user_id: str) -> tuple[Identity, Ten
     identity: Identity = request.state.identity
     identity.require(check_user_id(user_id))
     return identity, request.app.state.tenants
-
-
-def provide_tenants(state: State) -> TenantService:
-    tenants: TenantService = state.tenants
-    return tenants
 
 
 def _message(outcome: Outcome, subject: str) -> str:
@@ -88,7 +71,7 @@ class UserController(Controller):
     tags = ["user"]
     guards = [authenticated]
 
-    @post("/initialize", status_code=200, responses=ERRORS)
+    @post("/initialize", status_code=200, responses=USER_ERRORS)
     async def initialize(
         self,
         data: JSONBody[InitializeRequest],
@@ -116,7 +99,7 @@ class UserController(Controller):
             warnings=warnings,
         )
 
-    @post("/sync-schema/{user_id:str}", status_code=200, responses=ERRORS)
+    @post("/sync-schema/{user_id:str}", status_code=200, responses=USER_ERRORS)
     async def sync_schema(
         self,
         user_id: FromPath[str],
@@ -137,7 +120,7 @@ class UserController(Controller):
             warnings=warnings,
         )
 
-    @get("/schema-version/{user_id:str}", responses=ERRORS)
+    @get("/schema-version/{user_id:str}", responses=USER_ERRORS)
     async def schema_version(
         self,
         user_id: FromPath[str],
@@ -159,7 +142,7 @@ class UserController(Controller):
             is_up_to_date=await tenants.is_up_to_date(user_id),
         )
 
-    @delete("/{user_id:str}", status_code=200, responses=ERRORS)
+    @delete("/{user_id:str}", status_code=200, responses=USER_ERRORS)
     async def delete_user(
         self,
         user_id: FromPath[str],
@@ -172,7 +155,7 @@ class UserController(Controller):
 
     @get(
         "/{user_id:str}/export",
-        responses=ERRORS,
+        responses=USER_ERRORS,
         media_type="application/vnd.sqlite3",
         response_description="A consistent SQLite file of the user's database",
     )
