@@ -26,24 +26,21 @@ import shutil
 import tempfile
 from typing import Any
 
-from bench.harness import (
+from bench.harness import Run, add_common, source
+from bench.servers import (
     ENDPOINT,
     HOST,
-    PYTHON_CAVEAT,
     SECRET,
     Load,
-    Run,
     Server,
-    add_common,
     add_http,
     clean_env,
     http_plan,
+    load_tables,
     make_users,
     measure_rounds,
-    source,
     start_warm,
     summarize,
-    table,
 )
 
 TARGET_RATIO = 0.70
@@ -112,16 +109,9 @@ def verdict(summary: dict[str, dict[str, Any]], at: int) -> dict[str, Any]:
 def report(results: dict[str, Any]) -> str:
     meta, v = results["meta"], results["verdict"]
     lines = [f"POST {ENDPOINT}, {meta['users']} returning users, {meta['client']}, medians"]
-    head = ["app", "req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9", "srv cores", "CPU us/req"]
-    for load, per_app in results["summary"].items():
-        rows = [
-            [name, round(r["rps"]), r["p50_ms"], r["p90_ms"], r["p99_ms"], r["p999_ms"],
-             r["server_cpu_cores"], round(r["server_cpu_us_per_request"]),
-             f"others {r['other_cpu_cores']:.2f}, errors {r['errors']}"]
-            for name, r in per_app.items()
-        ]  # fmt: skip
-        c = meta["connections" if load == "throughput" else "latency_connections"]
-        lines += ["", f"{load}: {c} connections", table(head, rows, 15)]
+    cols = {"p50 ms": "p50_ms", "p90 ms": "p90_ms", "p99 ms": "p99_ms", "p99.9": "p999_ms"}
+    cols |= {"srv cores": "server_cpu_cores", "CPU us/req": "server_cpu_us_per_request"}
+    lines.append(load_tables(results["summary"], meta, **cols))
     for level, name in (("warning", "tenantdb"), ("info", "tenantdb-info")):
         ok = {True: "PASS", False: "MISS"}
         lines.append(
@@ -131,8 +121,6 @@ def report(results: dict[str, Any]) -> str:
             f"(target < {TARGET_P99_MS:g} ms: {ok[v[f'p99_{level}_ok']]})"
         )
     lines.append(f"request log lines written by tenantdb-info: {meta['info_request_log_lines']}")
-    if meta["client"] != "wrk":
-        lines.append("CAVEAT: " + PYTHON_CAVEAT)
     return "\n".join(lines)
 
 

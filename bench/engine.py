@@ -2,17 +2,12 @@
 
     .venv/bin/python -m bench.engine [--quick | --smoke] [--only ITEM] [--databases N]
 
-1. check      up-to-date check of a 27-table seed-000 database (WAL), open and close
-              included: with the catalog's stamp (`known=`, target < 150 us median) and
-              without (reads the newest history row). Floor: connect + PRAGMA
-              schema_version + close. Solo (nothing else holds the file) and held.
-2. provision  seed 000 on a new file: our sync vs bare executescript of 1.0.0.sql in one
-              transaction (WAL, synchronous=NORMAL; target 1.3x), and bare plus our
-              history table and row.
-3. upgrade    example 1.0.0 -> 1.1.0 on N databases with a few rows, sequential and in
-              worker processes: our sync vs the plan's statements + one history row.
+1. check: an up-to-date check of a 27-table seed-000 database (WAL), open and close
+   included, with the catalog's stamp (target < 150 us median) and without; solo and held.
+2. provision: seed 000 on a new file (target 1.3x the bare executescript).
+3. upgrade: example 1.0.0 -> 1.1.0 on N databases, sequential and in worker processes.
 
-Variants are interleaved (alternating blocks, ABBA segments for the processes) so drift
+Each beside bare sqlite3 doing the same work (see bench/README.md), interleaved so drift
 hits ours and the floor alike; GC stays on, as in the service.
 """
 
@@ -24,33 +19,16 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.harness import (
-    HISTORY_INSERT,
-    SEED000,
-    Run,
-    add_common,
-    bare_upgrade,
-    history_row,
-    interleaved,
-    ratio,
-    remove_db,
-    row_counts,
-    source,
-    table,
-    upgrade_plan,
-)
+from bench import harness as h
 from schema_registry import (
     EXAMPLE,
     HISTORY_DDL,
     Registry,
     SqliteDatabase,
     Stamp,
-    SyncContext,
     Version,
     check,
     connect,
@@ -61,7 +39,8 @@ from schema_registry import (
 
 CHECK_TARGET_US = 150.0
 PROVISION_TARGET = 1.3
-ISSUE_FLOOR = {"sequential": 570.0, "parallel": 930.0}  # DBs/s, bare sqlite3 in issue 2
+# DBs/s of bare sqlite3, as measured when the engine's targets were set (cited, not run).
+ISSUE_FLOOR = {"sequential": 570.0, "parallel": 930.0}
 FEW_ROWS = """
 INSERT INTO accounts (name, broker, starting_balance)
 VALUES ('Main', 'IBKR', 10000), ('Paper', NULL, 0);
@@ -77,7 +56,7 @@ INSERT INTO settings (key, value) VALUES ('theme', 'dark'), ('currency', 'USD');
 
 def synced(path: Path, registry: Registry, target: str | None = None, rows: str = "") -> Stamp:
     """A new database synced by the engine (a fixture, untimed), with `rows` added."""
-    remove_db(path)
+    h.remove_db(path)
     db = SqliteDatabase.open(path)
     result = drive(sync(db, registry, target=target))
     db.conn.executescript(rows)
@@ -95,14 +74,10 @@ def is_current(path: Path | str, version: Version, known: Stamp | None = None) -
         db.close()
 
 
-def tables(path: Path | str) -> set[str]:
-    return set(row_counts(path))
-
-
 # --------------------------------------------------------------------------- 1. check
 
 
-def bench_check(run: Run, seed: Registry, n: int) -> dict[str, Any]:
+def bench_check(run: h.Run, seed: Registry, n: int) -> dict[str, Any]:
     path, delete_path = run.work / "check.db", run.work / "check-delete.db"
     stamp = synced(path, seed)
     shutil.copyfile(path, delete_path)  # the same schema in rollback-journal mode
@@ -114,13 +89,11 @@ def bench_check(run: Run, seed: Registry, n: int) -> dict[str, Any]:
         conn.execute("PRAGMA schema_version").fetchone()
         conn.close()
 
-    def pooled(db: SqliteDatabase, known: Stamp | None, _: int) -> None:
-        run.guard(drive(check(db, target, known=known))[0], "check: every check said up to date")
-
-    def ours(known: Stamp | None) -> None:
-        db = SqliteDatabase.open(spath)
+    def ours(known: Stamp | None, pooled: SqliteDatabase | None = None) -> None:
+        db = pooled or SqliteDatabase.open(spath)
         ok = drive(check(db, target, known=known))[0]
-        db.close()
+        if pooled is None:
+            db.close()
         run.guard(ok, "check: every check said up to date")
 
     variants: dict[str, Any] = {
@@ -130,40 +103,40 @@ def bench_check(run: Run, seed: Registry, n: int) -> dict[str, Any]:
         "open_only": lambda _: connect(spath).close(),  # connect() and its PRAGMAs alone
         "floor_delete_mode": lambda _: floor(str(delete_path)),
     }
-    out: dict[str, Any] = {"tables": len(target.schema.tables), "target_median_us": 150.0}
-    holder = None
-    for condition in ("solo", "held"):
-        if condition == "held":  # a pooled connection keeps the file (and WAL index) open
-            holder = SqliteDatabase.open(path)
-            drive(check(holder, target))
-            del variants["floor_delete_mode"]
-            variants["pooled_known"] = partial(pooled, holder, stamp)
-            variants["pooled_unknown"] = partial(pooled, holder, None)
+
+    def measure() -> dict[str, Any]:
         for fn in variants.values():  # page cache, code paths, statement caches
             for i in range(min(n, 50)):
                 fn(i)
-        rows = interleaved(variants, n, block=100)
+        rows = h.interleaved(variants, n, block=100)
         fm = rows["floor"]["median_us"]
-        out[condition] = {
+        return {
             "rows": rows,
-            "ratio_known": ratio(rows["known"]["median_us"], fm),
-            "ratio_unknown": ratio(rows["unknown"]["median_us"], fm),
+            "ratio_known": h.ratio(rows["known"]["median_us"], fm),
+            "ratio_unknown": h.ratio(rows["unknown"]["median_us"], fm),
             "met": rows["known"]["median_us"] < CHECK_TARGET_US,
         }
-    if holder is not None:
-        holder.close()
+
+    out: dict[str, Any] = {"tables": len(target.schema.tables), "target_median_us": 150.0}
+    out["solo"] = measure()  # nothing else has the file open
+    holder = SqliteDatabase.open(path)  # held: a pooled connection keeps it (and its WAL) open
+    drive(check(holder, target))
+    del variants["floor_delete_mode"]
+    variants["pooled_known"] = lambda _: ours(stamp, holder)
+    variants["pooled_unknown"] = lambda _: ours(None, holder)
+    out["held"] = measure()
+    holder.close()
     return out
 
 
 # --------------------------------------------------------------------------- 2. provision
 
 
-def bench_provision(run: Run, seed: Registry, n: int) -> dict[str, Any]:
+def bench_provision(run: h.Run, seed: Registry, n: int) -> dict[str, Any]:
     folder = run.work / "provision"
     folder.mkdir()
     paths = [folder / f"{i:05d}.db" for i in range(n)]
-    ddl = (SEED000 / "1.0.0.sql").read_text(encoding="utf-8")
-    row = history_row(seed.current, 0)
+    ddl = (h.SEED000 / "1.0.0.sql").read_text(encoding="utf-8")
 
     def ours(i: int) -> None:
         db = SqliteDatabase.open(paths[i])
@@ -179,61 +152,36 @@ def bench_provision(run: Run, seed: Registry, n: int) -> dict[str, Any]:
             conn.executescript(f"BEGIN;\n{ddl}\nCOMMIT;")
         else:  # the same + our history table and one row
             conn.executescript(f"BEGIN IMMEDIATE;\n{ddl}\n;{HISTORY_DDL};")
-            conn.execute(HISTORY_INSERT, row)
+            conn.execute(h.HISTORY_INSERT, h.history_row(seed.current, 0))
             conn.execute("COMMIT")
         conn.close()
 
-    variants: dict[str, Callable[[int], None]] = {
-        **{"bare": bare, "ours": ours, "bare_recorded": partial(bare, recorded=True)}
-    }
+    def bare_recorded(i: int) -> None:
+        bare(i, recorded=True)
+
+    variants = {"bare": bare, "ours": ours, "bare_recorded": bare_recorded}
     expected = {t.name for t in seed.current.schema.tables} | {"schema_version"}
     for name, fn in variants.items():  # warm-up, and each side's file checked once
-        remove_db(paths[0])
+        h.remove_db(paths[0])
         fn(0)
-        made = tables(paths[0])
+        made = set(h.row_counts(paths[0]))
         run.guard(made >= expected - {"schema_version"}, f"provision: {name} made every table")
         if name != "bare":
             run.guard(made == expected, f"provision: {name} made exactly the registry's tables")
             run.guard(is_current(paths[0], seed.current), f"provision: {name} passes our check")
-    rows = interleaved(variants, n, block=max(1, n // 10), before=lambda i: remove_db(paths[i]))
+    rows = h.interleaved(variants, n, block=max(1, n // 10), before=lambda i: h.remove_db(paths[i]))
     shutil.rmtree(folder)
     b, o = rows["bare"], rows["ours"]
     return {
         "target_ratio": PROVISION_TARGET,
         "rows": rows,
-        "ratio": ratio(o["median_us"], b["median_us"]),
-        "ratio_p99": ratio(o["p99_us"], b["p99_us"]),
+        "ratio": h.ratio(o["median_us"], b["median_us"]),
+        "ratio_p99": h.ratio(o["p99_us"], b["p99_us"]),
         "met": o["median_us"] <= PROVISION_TARGET * b["median_us"],
     }
 
 
 # --------------------------------------------------------------------------- 3. upgrade
-
-_W: dict[str, Any] = {}  # worker state: set by _init, in the parent too
-
-
-def _init() -> None:
-    registry = load_registry(EXAMPLE)
-    statements, row = upgrade_plan(registry, "1.0.0", "1.1.0")
-    _W.update(registry=registry, statements=statements, row=row)
-
-
-def _upgrade(kind: str, path: str) -> None:
-    if kind == "ours":
-        db = SqliteDatabase.open(path, create=False)
-        context = SyncContext(trigger="fleet")
-        result = drive(sync(db, _W["registry"], target="1.1.0", context=context))
-        db.close()
-        if result.status != "applied":
-            raise RuntimeError(f"{path}: upgrade ended {result.status}")
-        return
-    bare_upgrade(path, _W["statements"], _W["row"])
-
-
-def _upgrade_many(job: tuple[str, list[str]]) -> int:
-    for path in job[1]:
-        _upgrade(job[0], path)
-    return len(job[1])
 
 
 def _ping(seconds: float) -> int:
@@ -241,37 +189,37 @@ def _ping(seconds: float) -> int:
     return os.getpid()
 
 
-def bench_upgrade(run: Run, example: Registry, n: int, workers: int) -> dict[str, Any]:
-    _init()
-    statements, v2 = _W["statements"], example.get("1.1.0")
+def bench_upgrade(run: h.Run, example: Registry, n: int, workers: int) -> dict[str, Any]:
+    h.upgrade_init()  # ours and the floor, here and (by fork) in the workers: h.upgrade_many
+    v2 = example.get("1.1.0")
     assert v2 is not None
     template = run.work / "example-1.0.0.db"
     synced(template, example, "1.0.0", FEW_ROWS)
-    before = row_counts(template)
+    before = h.row_counts(template)
     folder = run.work / "upgrade"
     folder.mkdir()
-    paths = {k: [str(folder / f"{k}-{i:05d}.db") for i in range(n)] for k in ("ours", "bare")}
+    sides = ("ours", "bare")
+    paths = {k: [str(folder / f"{k}-{i:05d}.db") for i in range(n)] for k in sides}
 
     def prepare(count: int = n) -> None:
         for path in paths["ours"][:count] + paths["bare"][:count]:
-            remove_db(Path(path))
+            h.remove_db(path)
             shutil.copyfile(template, path)
 
     def verify() -> None:  # our check accepts both sides at 1.1.0, every row kept
         for path in (paths["ours"][0], paths["ours"][-1], paths["bare"][0], paths["bare"][-1]):
-            counts = row_counts(path)
+            counts = h.row_counts(path)
             history = counts.pop("schema_version") == before["schema_version"] + 1
             kept = all(counts.get(t) == c for t, c in before.items() if t != "schema_version")
             run.guard(is_current(path, v2), "upgrade: both sides pass our check at 1.1.0")
             run.guard(kept and history, "upgrade: every row kept, one more history row")
 
     prepare()
-    for i in range(min(20, n)):  # warm-up on the first few, then copy them again
-        _upgrade("ours", paths["ours"][i])
-        _upgrade("bare", paths["bare"][i])
+    for kind in sides:  # warm-up on the first few, then copy them again
+        h.upgrade_many((kind, paths[kind][:20]))
     prepare(20)
-    variants = {k: (lambda i, k=k: _upgrade(k, paths[k][i])) for k in ("ours", "bare")}
-    seq = interleaved(variants, n, block=1)
+    variants = {k: (lambda i, k=k: h.upgrade_many((k, [paths[k][i]]))) for k in sides}
+    seq = h.interleaved(variants, n, block=1)
     verify()
     seq_rate = {k: round(1e6 / v["mean_us"], 1) for k, v in seq.items()}
 
@@ -279,26 +227,23 @@ def bench_upgrade(run: Run, example: Registry, n: int, workers: int) -> dict[str
     seconds = {"ours": 0.0, "bare": 0.0}
     segments = 8 if n >= 800 else 2
     bounds = [n * k // segments for k in range(segments + 1)]
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(workers, initializer=_init) as pool:
-        run.guard(
-            len(set(pool.map(_ping, [0.3] * workers, chunksize=1))) == workers,
-            "upgrade: every worker process started before the clock",
-        )
+    with multiprocessing.get_context("fork").Pool(workers, initializer=h.upgrade_init) as pool:
+        pids = set(pool.map(_ping, [0.3] * workers, chunksize=1))
+        run.guard(len(pids) == workers, "upgrade: every worker process started before the clock")
         for k in range(segments):  # ABBA: o b b o o b ...
-            for kind in ("ours", "bare") if k % 2 == 0 else ("bare", "ours"):
+            for kind in sides if k % 2 == 0 else sides[::-1]:
                 chosen = paths[kind][bounds[k] : bounds[k + 1]]
                 started = time.perf_counter()
                 jobs = [(kind, chosen[w::workers]) for w in range(workers)]
-                done = sum(pool.map(_upgrade_many, jobs, chunksize=1))
+                done = sum(pool.map(h.upgrade_many, jobs, chunksize=1))
                 seconds[kind] += time.perf_counter() - started
                 run.guard(done == len(chosen), "upgrade: workers did every database")
     verify()
     par_rate = {k: round(n / s, 1) for k, s in seconds.items()}
     shutil.rmtree(folder)
-    seq_ratio, par_ratio = (ratio(r["bare"], r["ours"]) for r in (seq_rate, par_rate))
+    seq_ratio, par_ratio = (h.ratio(r["bare"], r["ours"]) for r in (seq_rate, par_rate))
     return {
-        **{"statements": statements, "databases": n, "workers": workers},
+        **{"statements": h.UPGRADE["statements"], "databases": n, "workers": workers},
         "sequential": {"per_db": seq, "dbs_per_s": seq_rate, "ratio": seq_ratio},
         "parallel": {"seconds": seconds, "dbs_per_s": par_rate, "ratio": par_ratio},
         "issue_floor_dbs_per_s": ISSUE_FLOOR,
@@ -306,7 +251,6 @@ def bench_upgrade(run: Run, example: Registry, n: int, workers: int) -> dict[str
 
 
 # --------------------------------------------------------------------------- report
-
 
 INFO = {
     "open_only": "(info) connect() + close alone",
@@ -320,7 +264,7 @@ def report(results: dict[str, Any]) -> str:
     rows: list[list[object]] = []
 
     def add(label: str, ours: Any, floor: Any, key: str = "median_us", scale: int = 1) -> None:
-        rows.append([label, ours[key] / scale, floor[key] / scale, ratio(ours[key], floor[key])])
+        rows.append([label, ours[key] / scale, floor[key] / scale, h.ratio(ours[key], floor[key])])
 
     for cond in ("solo", "held") if "check" in results else ():
         part = results["check"][cond]
@@ -348,12 +292,12 @@ def report(results: dict[str, Any]) -> str:
         per_db = u["sequential"]["per_db"]
         add("   per DB (sequential) median ms", per_db["ours"], per_db["bare"], scale=1000)
     note = "ratio = ours / floor in time (for DBs/s: floor rate / our rate); > 1 means slower"
-    return table(["measurement", "ours", "floor", "ratio"], rows) + "\n" + note
+    return h.table(["measurement", "ours", "floor", "ratio"], rows) + "\n" + note
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    add_common(parser)
+    h.add_common(parser)
     items = ("check", "provision", "upgrade")
     parser.add_argument("--only", choices=items, action="append", help="these items only")
     parser.add_argument("--databases", type=int, help="databases to upgrade (2000)")
@@ -363,16 +307,17 @@ def main(argv: list[str] | None = None) -> int:
     size = 0 if args.smoke else 1 if args.quick else 2
     n_check, n_prov = (20, 1000, 5000)[size], (3, 40, 300)[size]
     n_dbs = args.databases or (20, 200, 2000)[size]
-    run = Run("engine", args, engine_source=source("schema_registry"))
-    seed, example = load_registry(SEED000), load_registry(EXAMPLE)
+    run = h.Run("engine", args, engine_source=h.source("schema_registry"))
+    seed, example = load_registry(h.SEED000), load_registry(EXAMPLE)
+    only = args.only or items
     try:
-        if "check" in (args.only or items):
+        if "check" in only:
             print(f"1. check: {n_check} iterations per variant ...", flush=True)
             run.results["check"] = bench_check(run, seed, n_check)
-        if "provision" in (args.only or items):
+        if "provision" in only:
             print(f"2. provision: {n_prov} new files per variant ...", flush=True)
             run.results["provision"] = bench_provision(run, seed, n_prov)
-        if "upgrade" in (args.only or items):
+        if "upgrade" in only:
             print(f"3. upgrade: {n_dbs} databases per side, then {args.workers} processes ...")
             run.results["upgrade"] = bench_upgrade(run, example, n_dbs, args.workers)
         return run.finish(report(run.results))

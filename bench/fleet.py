@@ -10,11 +10,11 @@
    floor: bare sqlite3 in c processes (open, synchronous=NORMAL, BEGIN IMMEDIATE, the
    plan's statements, one history row, COMMIT, close). Rounds alternate their order, each
    on fresh copies. Targets: ours >= 60% of the floor at the same c; >= 2x Alembic's 165
-   DBs/s (issue 5, cited, not run).
+   DBs/s (cited, not run).
 2. sqld: one real sqld (pinned binary, JWT auth), N = 200 namespaces provisioned at 1.0.0
    through the service, then our rollout to 1.1.0 at each concurrency on fresh namespaces
    with their own catalog. Target: >= 2x sqld's shared-schema propagation, 130 DBs/s for
-   200 children (issue 5, cited, not run).
+   200 children (cited, not run).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Run, add_common, bare_upgrade, source, table, upgrade_plan
+from bench.harness import UPGRADE, Run, add_common, source, table, upgrade_init, upgrade_many
 from schema_registry import EXAMPLE, load_registry
 from service.config import Settings, load_settings
 from service.logs import configure_logging
@@ -39,21 +39,9 @@ from service.wiring import open_runtime
 from tests.fleetkit import build_template, copy_fleet, locations, register_fleet
 from tests.sqld import SqldServer, make_keypair
 
-ALEMBIC_DBS_PER_S = 165.0  # issue 5: Alembic upgrading the same databases
-SQLD_PROPAGATION_DBS_PER_S = 130.0  # issue 5: sqld's shared-schema propagation, 200 children
+ALEMBIC_DBS_PER_S = 165.0  # cited, not run: Alembic upgrading the same databases
+SQLD_PROPAGATION_DBS_PER_S = 130.0  # cited, not run: sqld's shared-schema propagation, 200 children
 LOCAL_TARGET = 0.6
-_BARE: dict[str, Any] = {}  # the floor's plan, in this process and its workers
-
-
-def _bare_init() -> None:
-    statements, row = upgrade_plan(load_registry(EXAMPLE), "1.0.0", "1.1.0")
-    _BARE.update(statements=statements, row=row)
-
-
-def _bare_many(paths: list[str]) -> int:
-    for path in paths:
-        bare_upgrade(path, _BARE["statements"], _BARE["row"])
-    return len(paths)
 
 
 def run_ours(run: Run, settings: Settings, concurrency: int, n: int, processes: int = 1) -> float:
@@ -91,12 +79,16 @@ def check_upgraded(run: Run, paths: list[str]) -> None:
 
 def bench_local(run: Run, n: int, rounds: int) -> dict[str, Any]:
     registry = load_registry(EXAMPLE)
-    _bare_init()
+    upgrade_init()
     template = run.work / "template-1.0.0.db"
     build_template(template, registry, "1.0.0")
     bare_places = {f"b{i:05d}": str(run.work / "bare" / f"b{i:05d}.db") for i in range(n)}
-    results: dict[str, Any] = {"databases": n, "rounds": rounds, "statements": _BARE["statements"]}
-    with multiprocessing.get_context("fork").Pool(2, initializer=_bare_init) as pool:
+    results: dict[str, Any] = {
+        "databases": n,
+        "rounds": rounds,
+        "statements": UPGRADE["statements"],
+    }
+    with multiprocessing.get_context("fork").Pool(2, initializer=upgrade_init) as pool:
         for c in (1, 2):
             sides = ["ours", "bare"] if c == 1 else ["ours", "bare", "ours_procs"]
             per_round: dict[str, list[float]] = {side: [] for side in sides}
@@ -106,8 +98,10 @@ def bench_local(run: Run, n: int, rounds: int) -> dict[str, Any]:
                         copy_fleet(template, bare_places)
                         paths = list(bare_places.values())
                         start = time.perf_counter()
-                        jobs = [paths[w::c] for w in range(c)]
-                        done = _bare_many(paths) if c == 1 else sum(pool.map(_bare_many, jobs))
+                        jobs = [("bare", paths[w::c]) for w in range(c)]
+                        done = (
+                            upgrade_many(jobs[0]) if c == 1 else sum(pool.map(upgrade_many, jobs))
+                        )
                         per_round[side].append(round(time.perf_counter() - start, 3))
                         run.guard(done == n, "local: the floor upgraded every database")
                         check_upgraded(run, paths)

@@ -1,5 +1,5 @@
-"""What every bench shares: statistics, machine metadata, guards, report tables, the results
-JSON, and the HTTP load machinery (servers, wrk or an asyncio stand-in, CPU from /proc).
+"""What every bench shares: statistics, machine metadata, the bare-sqlite3 floors, guards,
+report tables and the results JSON (servers and HTTP load are in bench/servers.py).
 
 A bench builds a `Run` from its parsed arguments (`add_common` adds --smoke, --quick and
 --json), records what it measured in `run.results`, checks its correctness guards with
@@ -11,39 +11,37 @@ A --smoke run writes JSON only where --json says: bench/results/ keeps measured 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import hashlib
-import http.client
 import json
 import os
 import platform
-import resource
-import shutil
-import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from schema_registry import Registry, Version, diff, make_plan
+from schema_registry import (
+    EXAMPLE,
+    SqliteDatabase,
+    SyncContext,
+    Version,
+    diff,
+    drive,
+    load_registry,
+    make_plan,
+    sync,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 SEED000 = ROOT / "tests" / "registries" / "seed000"
-HOST = "127.0.0.1"
-SECRET = "tenantdb-bench-secret-0123456789abcdef0123456789"  # noqa: S105 (fixed, HS256)
-ENDPOINT = "/api/user/initialize"
-User = tuple[str, str, str]  # (user_id, token, JSON body)
+TABLES_SQL = "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
 
 # --------------------------------------------------------------------------- statistics
 
@@ -126,18 +124,6 @@ def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, all its threads included."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy() -> float:
-    """CPU seconds the whole machine spent busy since boot (all cores), from /proc/stat."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
-
 def source(*folders: str) -> dict[str, str]:
     """Which code was measured: the commit, and a hash of the folders' *.py as on disk
     (others edit them concurrently, so the working tree may differ from the commit)."""
@@ -170,26 +156,43 @@ def history_row(version: Version, changes: int) -> tuple[object, ...]:
     return (*head, version.content_hash, changes, None, "bench", None)
 
 
-def upgrade_plan(registry: Registry, old: str, new: str) -> tuple[list[str], tuple[object, ...]]:
-    """The statements the engine's plan runs from `old` to `new`, and the floor's history row."""
-    v1, v2 = registry.get(old), registry.get(new)
+UPGRADE: dict[str, Any] = {}  # the example's 1.0.0 -> 1.1.0, per process: upgrade_init
+
+
+def upgrade_init() -> None:
+    """The example registry and the floor's plan from 1.0.0 to 1.1.0: the statements the
+    engine's plan runs and the floor's history row (also a worker pool's initializer)."""
+    registry = load_registry(EXAMPLE)
+    v1, v2 = registry.get("1.0.0"), registry.get("1.1.0")
     assert v1 is not None
     assert v2 is not None
     statements = make_plan(diff(v1.schema, v2.schema)).statements()
-    return statements, history_row(v2, len(statements))
+    UPGRADE.update(registry=registry, statements=statements, row=history_row(v2, len(statements)))
 
 
-def bare_upgrade(path: str, statements: Sequence[str], row: Sequence[object]) -> None:
-    """The upgrade floor: open, synchronous=NORMAL, BEGIN IMMEDIATE, the plan's statements,
+def upgrade_many(job: tuple[str, Sequence[str]]) -> int:
+    """Upgrade files at 1.0.0 to 1.1.0 (after `upgrade_init`): "ours" by the engine's sync;
+    "bare", the floor, by open, synchronous=NORMAL, BEGIN IMMEDIATE, the plan's statements,
     one history row, COMMIT, close (journal_mode=WAL is stored in the file)."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("BEGIN IMMEDIATE")
-    for statement in statements:
-        conn.execute(statement)
-    conn.execute(HISTORY_INSERT, row)
-    conn.execute("COMMIT")
-    conn.close()
+    kind, paths = job
+    for path in paths:
+        if kind == "ours":
+            db = SqliteDatabase.open(path, create=False)
+            context = SyncContext(trigger="fleet")
+            result = drive(sync(db, UPGRADE["registry"], target="1.1.0", context=context))
+            db.close()
+            if result.status != "applied":
+                raise RuntimeError(f"{path}: upgrade ended {result.status}")
+            continue
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in UPGRADE["statements"]:
+            conn.execute(statement)
+        conn.execute(HISTORY_INSERT, UPGRADE["row"])
+        conn.execute("COMMIT")
+        conn.close()
+    return len(paths)
 
 
 def remove_db(path: Path | str) -> None:
@@ -201,8 +204,7 @@ def row_counts(path: Path | str) -> dict[str, int]:
     """Rows per table (the guards compare them before and after an upgrade)."""
     conn = sqlite3.connect(path)
     try:
-        sql = "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        names = [row[0] for row in conn.execute(sql)]
+        names = [row[0] for row in conn.execute(TABLES_SQL)]
         return {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in names}
     finally:
         conn.close()
@@ -284,364 +286,3 @@ def table(head: Sequence[str], rows: Sequence[Sequence[object]], first: int = 44
 
     top = line(head)
     return "\n".join([top, "-" * len(top), *(line(row) for row in rows)])
-
-
-# --------------------------------------------------------------------------- HTTP servers
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def clean_env(**tenantdb: str) -> dict[str, str]:
-    """This environment without any TENANTDB_* setting, plus the given ones."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TENANTDB_")}
-    env.update({f"TENANTDB_{k.upper()}": v for k, v in tenantdb.items()})
-    return env
-
-
-class Server:
-    """A server subprocess on a free loopback port, started and stopped as operators do."""
-
-    def __init__(self, name: str, module: list[str], env: dict[str, str], work: Path) -> None:
-        self.name = name
-        self.port = free_port()
-        self.cmd = [sys.executable, "-m", *module, "--host", HOST, "--port", str(self.port)]
-        self.env = env
-        self.log = work / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self) -> None:
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                self.cmd, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited at start:\n{self.tail()}")
-            with contextlib.suppress(OSError):
-                conn = http.client.HTTPConnection(HOST, self.port, timeout=2)
-                conn.request("GET", "/health")
-                ok = conn.getresponse().status == 200
-                conn.close()
-                if ok:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not answer /health within 60 s:\n{self.tail()}")
-
-    def tail(self, lines: int = 30) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def log_lines(self, event: str) -> int:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return text.count(f'"event":"{event}"')
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def make_users(n: int, prefix: str = "bench-user") -> list[User]:
-    # Imported here: bench/engine.py measures schema_registry and must not need service/.
-    from service.auth import mint_token  # noqa: PLC0415
-    from service.config import load_settings  # noqa: PLC0415
-
-    settings = load_settings({}, data_dir=tempfile.gettempdir(), jwt_secret=SECRET)
-    users = []
-    for i in range(n):
-        user_id = f"{prefix}-{i:05d}"
-        token = mint_token(settings, user_id, ttl=4 * 3600)
-        body = json.dumps({"user_id": user_id, "email": f"{user_id}@example.com"})
-        users.append((user_id, token, body))
-    return users
-
-
-def post(port: int, user: User, conn: http.client.HTTPConnection | None = None) -> Any:
-    """One initialize; its JSON reply, raising on a non-200 status."""
-    own = conn or http.client.HTTPConnection(HOST, port, timeout=60)
-    headers = {"Authorization": f"Bearer {user[1]}", "Content-Type": "application/json"}
-    own.request("POST", ENDPOINT, body=user[2], headers=headers)
-    resp = own.getresponse()
-    payload = resp.read()
-    if conn is None:
-        own.close()
-    if resp.status != 200:
-        raise RuntimeError(f"{user[0]} on port {port}: {resp.status} {payload[:300]!r}")
-    return json.loads(payload)
-
-
-def warm_up(server: Server, users: list[User], threads: int = 8) -> dict[str, Any]:
-    """Initialize every user once (untimed), so each timed request is a returning user."""
-    started = time.perf_counter()
-
-    def run(chunk: list[User]) -> int:
-        conn = http.client.HTTPConnection(HOST, server.port, timeout=60)
-        created = sum(bool(post(server.port, user, conn).get("created")) for user in chunk)
-        conn.close()
-        return created
-
-    with ThreadPoolExecutor(threads) as pool:
-        created = sum(pool.map(run, [users[i::threads] for i in range(threads)]))
-    return {"seconds": round(time.perf_counter() - started, 2), "created": created}
-
-
-def is_returning(reply: dict[str, Any]) -> bool:
-    return (
-        not reply.get("created")
-        and bool(reply.get("schema_synced"))
-        and "up to date" in reply.get("message", "")
-    )
-
-
-# --------------------------------------------------------------------------- load
-
-LUA = r"""
--- Rotates through pre-generated (token, body) pairs, one user per request; each thread
--- starts at its own offset. done() prints the figures as one JSON line.
-local pairs_ = {
-%(pairs)s
-}
-local nthreads = %(threads)d
-local started = 0
-local reqs = {}
-local n = 0
-local i = 0
-function setup(thread)
-  thread:set("tid", started)
-  started = started + 1
-end
-function init(args)
-  for k, pair in ipairs(pairs_) do
-    reqs[k] = wrk.format("POST", "%(path)s", {
-      ["Host"] = wrk.host .. ":" .. wrk.port,
-      ["Authorization"] = "Bearer " .. pair[1],
-      ["Content-Type"] = "application/json",
-    }, pair[2])
-  end
-  n = #reqs
-  i = (tid or 0) * math.floor(n / nthreads)
-end
-function request()
-  i = i %% n + 1
-  return reqs[i]
-end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'WRKJSON {"requests":%%d,"duration_us":%%d,"connect":%%d,"read":%%d,' ..
-    '"write":%%d,"status":%%d,"timeout":%%d,"p50_us":%%d,"p90_us":%%d,"p99_us":%%d,' ..
-    '"p999_us":%%d,"mean_us":%%.1f,"max_us":%%d}\n',
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency:percentile(99.9), latency.mean, latency.max))
-end
-"""
-LATENCIES = ("p50", "p90", "p99", "p999", "mean", "max")
-ERRORS = ("connect", "read", "write", "status", "timeout")
-FIGURES = (
-    *("rps", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "mean_ms", "max_ms"),
-    *("server_cpu_cores", "server_cpu_us_per_request", "client_cpu_cores", "other_cpu_cores"),
-)
-PYTHON_CAVEAT = (
-    "wrk is not installed (apt-get install wrk), so a Python asyncio client in this process "
-    "generated the load: on the same two cores its own event-loop delays add to every "
-    "latency it records, so compare the servers with each other, not with figures from wrk."
-)
-
-
-class Load:
-    """One measurement against a server: wrk with the rotating Lua script, or (without wrk)
-    an asyncio keep-alive client in this process."""
-
-    def __init__(self, users: list[User], work: Path, threads: int, python: bool) -> None:
-        self.users = users
-        self.threads = threads
-        self.use_wrk = not python and shutil.which("wrk") is not None
-        self.client = "wrk" if self.use_wrk else "python-asyncio"
-        self.lua = work / "rotate.lua"
-        pairs = ",\n".join(f'  {{"{t}", {json.dumps(b)}}}' for _, t, b in users)
-        self.lua.write_text(LUA % {"pairs": pairs, "threads": threads, "path": ENDPOINT})
-
-    def __call__(self, server: Server, connections: int, seconds: float) -> dict[str, Any]:
-        client0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        own0 = time.process_time()
-        cpu0, busy0 = cpu_seconds(server.pid), machine_busy()
-        if self.use_wrk:
-            raw = self._wrk(server, connections, seconds)
-        else:
-            raw = asyncio.run(_async_load(server.port, self.users, connections, seconds))
-        cpu1, busy1 = cpu_seconds(server.pid), machine_busy()
-        client1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        client = (client1.ru_utime + client1.ru_stime - client0.ru_utime - client0.ru_stime) + (
-            0.0 if self.use_wrk else time.process_time() - own0
-        )
-        secs, n = raw["duration_us"] / 1e6, max(raw["requests"], 1)
-        return {
-            "requests": raw["requests"],
-            "seconds": round(secs, 2),
-            "rps": round(raw["requests"] / secs, 1),
-            **{f"{k}_ms": round(raw[f"{k}_us"] / 1000, 3) for k in LATENCIES},
-            "errors": {k: raw[k] for k in ERRORS if raw[k]},
-            "server_cpu_cores": round((cpu1 - cpu0) / secs, 2),
-            "server_cpu_us_per_request": round((cpu1 - cpu0) / n * 1e6, 1),
-            "client_cpu_cores": round(client / secs, 2),
-            # whatever else ran on the machine meanwhile (other jobs skew every figure)
-            "other_cpu_cores": round(max(0.0, busy1 - busy0 - (cpu1 - cpu0) - client) / secs, 2),
-        }
-
-    def _wrk(self, server: Server, connections: int, seconds: float) -> dict[str, Any]:
-        cmd = [
-            *("wrk", f"-t{self.threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s"),
-            *("--timeout", "5s", "--latency", "-s", str(self.lua)),
-            f"http://{HOST}:{server.port}{ENDPOINT}",
-        ]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=seconds + 60)
-        line = next((x for x in out.stdout.splitlines() if x.startswith("WRKJSON ")), None)
-        if out.returncode != 0 or line is None:
-            raise RuntimeError(f"wrk failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
-        raw: dict[str, Any] = json.loads(line.removeprefix("WRKJSON "))
-        return raw
-
-
-async def _async_load(port: int, users: list[User], connections: int, seconds: float) -> Any:
-    reqs = [
-        (
-            f"POST {ENDPOINT} HTTP/1.1\r\nHost: {HOST}:{port}\r\nAuthorization: Bearer {token}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}"
-        ).encode()
-        for _, token, body in users
-    ]
-    latencies: list[int] = []
-    errors = dict.fromkeys(ERRORS, 0)
-    stop = time.perf_counter() + seconds
-
-    async def one(i: int) -> None:
-        try:
-            reader, writer = await asyncio.open_connection(HOST, port)
-        except OSError:
-            errors["connect"] += 1
-            return
-        while time.perf_counter() < stop:
-            i = (i + 1) % len(reqs)
-            t0 = time.perf_counter_ns()
-            writer.write(reqs[i])
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = next(
-                (int(h[15:]) for h in head.split(b"\r\n") if h[:15].lower() == b"content-length:"),
-                0,
-            )
-            await reader.readexactly(length)
-            latencies.append(time.perf_counter_ns() - t0)
-            if not head.startswith(b"HTTP/1.1 2"):
-                errors["status"] += 1
-        writer.close()
-        await writer.wait_closed()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(k * len(reqs) // connections) for k in range(connections)))
-    lat = sorted(latencies) or [0]
-
-    def pct(q: float) -> int:
-        return lat[min(len(lat) - 1, int(q / 100 * len(lat)))] // 1000
-
-    return {
-        "requests": len(latencies),
-        "duration_us": int((time.perf_counter() - started) * 1e6),
-        **errors,
-        "p50_us": pct(50),
-        "p90_us": pct(90),
-        "p99_us": pct(99),
-        "p999_us": pct(99.9),
-        "mean_us": statistics.fmean(lat) / 1000,
-        "max_us": lat[-1] // 1000,
-    }
-
-
-def measure_rounds(
-    servers: list[Server],
-    measure: Callable[[Server, int, float], dict[str, Any]],
-    loads: dict[str, tuple[int, float]],
-    rounds: int,
-) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """Every load on every server, round after round, the servers' order alternating."""
-    raw: dict[str, dict[str, list[dict[str, Any]]]] = {
-        name: {s.name: [] for s in servers} for name in loads
-    }
-    for r in range(rounds):
-        for server in servers if r % 2 == 0 else servers[::-1]:
-            for name, (connections, seconds) in loads.items():
-                fig = measure(server, connections, seconds)
-                raw[name][server.name].append(fig)
-                print(
-                    f"  round {r + 1} {server.name:<14} c={connections:<3} {fig['rps']:>7.0f} "
-                    f"req/s  p50 {fig['p50_ms']:6.2f} ms  p99 {fig['p99_ms']:6.2f} ms  server "
-                    f"{fig['server_cpu_cores']:.2f} cores, others {fig['other_cpu_cores']:.2f}  "
-                    f"errors {fig['errors'] or 0}",
-                    flush=True,
-                )
-    return raw
-
-
-def summarize(rounds: list[dict[str, Any]], extra: Sequence[str] = ()) -> dict[str, Any]:
-    """Medians over rounds of every figure; requests and errors summed."""
-    out: dict[str, Any] = {
-        k: round(statistics.median(r[k] for r in rounds), 3) for k in (*FIGURES, *extra)
-    }
-    out["requests"] = sum(r["requests"] for r in rounds)
-    out["errors"] = sum(sum(r["errors"].values()) for r in rounds)
-    return out
-
-
-def add_http(parser: argparse.ArgumentParser, users: int) -> None:
-    """Options of the benches that load servers over HTTP (api.py, sqld.py)."""
-    parser.add_argument("--users", type=int, help=f"returning users ({users}; smoke 20)")
-    parser.add_argument("--connections", type=int, default=32, help="throughput run (32)")
-    parser.add_argument("--latency-connections", type=int, default=4, help="0 skips (4)")
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
-    parser.add_argument("--seconds", type=float, help="per measurement (12; quick 4)")
-    parser.add_argument("--rounds", type=int, help="rounds of all servers (3; quick 1)")
-    parser.add_argument("--python-client", action="store_true", help="even when wrk is here")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    parser.set_defaults(default_users=users)
-
-
-def http_plan(args: argparse.Namespace) -> dict[str, tuple[int, float]]:
-    """Fill in users, seconds and rounds for the run's size; the loads by name."""
-    args.users = args.users or (20 if args.smoke else args.default_users)
-    args.seconds = args.seconds or (1.0 if args.smoke else 4.0 if args.quick else 12.0)
-    args.rounds = args.rounds or (1 if args.smoke or args.quick else 3)
-    loads = {"throughput": (args.connections, args.seconds)}
-    if args.latency_connections:
-        loads["low_concurrency"] = (args.latency_connections, max(1.0, args.seconds / 2))
-    return loads
-
-
-def start_warm(run: Run, servers: list[Server], users: list[User], load: Load) -> dict[str, Any]:
-    """Start each server, initialize every user once (untimed), check that one more request
-    takes the returning, up-to-date path, and put untimed load on it so it starts hot."""
-    warm: dict[str, Any] = {}
-    for server in servers:
-        print(f"starting {server.name} on port {server.port} ...", flush=True)
-        server.start()
-        warm[server.name] = warm_up(server, users)
-        reply = post(server.port, users[len(users) // 2])
-        if server.name != "bare":
-            run.guard(is_returning(reply), "after the warm-up, initialize is the fast path")
-        load(server, run.args.connections, min(2.0, run.args.seconds))
-    return warm

@@ -100,8 +100,9 @@ def main(argv: list[str]) -> int:
         code |= subprocess.call([str(BIN / "ruff"), "format", "--check", "."], env=env)
         return code | subprocess.call([str(BIN / "mypy")], env=env)
     if command == "bench":  # each scenario is a module of the bench package: bench.api, ...
+        shared = {"__init__", "harness", "servers"}  # modules the scenarios import
         names = [Path(s).stem for s in rest] or sorted(
-            p.stem for p in (ROOT / "bench").glob("*.py") if p.stem not in {"__init__", "harness"}
+            p.stem for p in (ROOT / "bench").glob("*.py") if p.stem not in shared
         )
         calls = ([str(BIN / "python"), "-m", f"bench.{name}"] for name in names)
         return max((subprocess.call(call, env=env) for call in calls), default=0)

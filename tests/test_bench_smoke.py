@@ -74,6 +74,6 @@ def test_sqld_smoke(tmp_path: Path) -> None:
     assert "new user: sqld has the registry's tables" in guards
     assert "new user: the engine's check finds the namespace current" in guards
     assert "floor: the DDL batch made them" in guards
-    assert "profile: new users are new, returning ones are not" in guards
+    assert "returning user: initialize finds it current and syncs nothing" in guards
     assert "after the warm-up, initialize is the fast path" in guards
     assert "no request failed" in guards
