@@ -15,6 +15,7 @@ name from this file:
     history                                 the version table each database carries
     introspect                              a live database's user schema
     diff, plan                              what differs, and what may run
+    rebuild                                 a generated migration script (12-step rebuilds)
     registry                                the versions, compiled from their folder
     sync                                    one database to one version
 """
@@ -26,6 +27,7 @@ from schema_registry.changes import (
     AlterTable,
     AnyChange,
     Change,
+    ColumnOrder,
     CreateIndex,
     CreateTable,
     CreateTrigger,
@@ -36,18 +38,37 @@ from schema_registry.changes import (
     ReplaceView,
     RunScript,
     Step,
+    UnreadableHistory,
     step_statements,
 )
 from schema_registry.clock import utc_now
 from schema_registry.database import Database, Row, Session, Transaction, Value
 from schema_registry.diff import dependency_order, diff
-from schema_registry.errors import NewerDatabaseError, RegistryError, SchemaRegistryError, SyncError
+from schema_registry.errors import (
+    HistoryRowUnreadable,
+    NewerDatabaseError,
+    RegistryError,
+    SchemaRegistryError,
+    StatementFailed,
+    SyncError,
+)
 from schema_registry.history import HISTORY_DDL, HISTORY_TABLE, HistoryRow, Stamp, read_history
 from schema_registry.history import newest as newest_history
 from schema_registry.history import record_statements as record_history_statements
 from schema_registry.introspect import introspect
 from schema_registry.model import Column, ForeignKey, Index, Schema, Table, Trigger, View
 from schema_registry.plan import Plan, Refusal, add_column_refusal, make_plan
+from schema_registry.rebuild import (
+    BadDecision,
+    Decisions,
+    GenerationFailed,
+    Migration,
+    MigrationRefused,
+    Undecided,
+    generate_migration,
+    needs_migration,
+    parse_decisions,
+)
 from schema_registry.registry import (
     EXAMPLE,
     Registry,
@@ -70,17 +91,24 @@ __all__ = [
     "AlterColumn",
     "AlterTable",
     "AnyChange",
+    "BadDecision",
     "Change",
     "Column",
+    "ColumnOrder",
     "CreateIndex",
     "CreateTable",
     "CreateTrigger",
     "CreateView",
     "Database",
+    "Decisions",
     "Extra",
     "ForeignKey",
+    "GenerationFailed",
     "HistoryRow",
+    "HistoryRowUnreadable",
     "Index",
+    "Migration",
+    "MigrationRefused",
     "NewerDatabaseError",
     "Plan",
     "Refusal",
@@ -97,6 +125,7 @@ __all__ = [
     "Session",
     "SqliteDatabase",
     "Stamp",
+    "StatementFailed",
     "Step",
     "SyncContext",
     "SyncError",
@@ -104,6 +133,8 @@ __all__ = [
     "Table",
     "Transaction",
     "Trigger",
+    "Undecided",
+    "UnreadableHistory",
     "Value",
     "Version",
     "View",
@@ -115,11 +146,14 @@ __all__ = [
     "diff",
     "drive",
     "fold",
+    "generate_migration",
     "introspect",
     "is_current",
     "load_registry",
     "make_plan",
+    "needs_migration",
     "newest_history",
+    "parse_decisions",
     "quote",
     "read_history",
     "record_history_statements",

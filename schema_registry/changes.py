@@ -171,6 +171,41 @@ class Extra(Change, frozen=True, tag="extra"):
         return f"{self.type} {self.name} is not in the registry (kept)"
 
 
+class ColumnOrder(Change, frozen=True, tag="column_order"):
+    """A table whose columns, once the missing ones are added at the end, stand in another
+    order than the registry's: `SELECT *` and INSERT without a column list see that order.
+    A warning on a live database; a registry version may not cause it."""
+
+    table: str
+    expected: tuple[str, ...]
+    actual: tuple[str, ...]  # the order the table would have after the plan
+
+    @property
+    def object(self) -> str:
+        return self.table
+
+    def describe(self) -> str:
+        return (
+            f"column order of {self.table} is ({', '.join(self.actual)}); "
+            f"the registry's is ({', '.join(self.expected)})"
+        )
+
+
+class UnreadableHistory(Change, frozen=True, tag="unreadable_history"):
+    """A schema_version row the engine cannot read: it cannot tell where the database is,
+    so it changes nothing."""
+
+    row: int | None  # the row's id, when even that is unreadable: None
+    detail: str
+
+    @property
+    def object(self) -> str:
+        return f"schema_version row {self.row}"
+
+    def describe(self) -> str:
+        return f"history row {self.row} unreadable: {self.detail}"
+
+
 Additive = CreateTable | AddColumn | CreateIndex | CreateTrigger | CreateView
 
 
@@ -209,6 +244,8 @@ AnyChange = (
     | ReplaceTrigger
     | ReplaceView
     | Extra
+    | ColumnOrder
+    | UnreadableHistory
 )
 ADDITIVE = (CreateTable, AddColumn, CreateIndex, CreateTrigger, CreateView)
 

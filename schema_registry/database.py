@@ -29,7 +29,9 @@ class Session(Protocol):
     async def fetch_many(
         self, statements: Sequence[tuple[str, Sequence[Value]]]
     ) -> list[list[Row]]:
-        """Run statements in order, stopping at the first error; one round trip on a server."""
+        """Run statements in order, stopping at the first error; one round trip on a server.
+
+        The error may carry `step`, the index of the statement that failed."""
         ...
 
 

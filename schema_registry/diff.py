@@ -14,6 +14,7 @@ from schema_registry.changes import (
     AlterColumn,
     AlterTable,
     AnyChange,
+    ColumnOrder,
     CreateIndex,
     CreateTable,
     CreateTrigger,
@@ -94,7 +95,21 @@ def _compare_table(actual: Table, expected: Table) -> list[AnyChange]:
             changes.append(Extra(type="column", name=f"{actual.name}.{column.name}"))
     for detail in _table_differences(actual, expected, added):
         changes.append(AlterTable(table=actual.name, detail=detail))
-    return changes
+    order = _column_order(actual, expected)
+    return [*changes, order] if order else changes
+
+
+def _column_order(actual: Table, expected: Table) -> ColumnOrder | None:
+    """The table's order after ADD COLUMN appends what is missing, when it is not the
+    registry's. Columns the registry does not know are left out (they are extras)."""
+    wanted = tuple(c.name for c in expected.columns)
+    known = {fold(name) for name in wanted}
+    kept = [c.name for c in actual.columns if fold(c.name) in known]
+    have = {fold(name) for name in kept}
+    after = (*kept, *(name for name in wanted if fold(name) not in have))
+    if [fold(name) for name in after] == [fold(name) for name in wanted]:
+        return None
+    return ColumnOrder(table=actual.name, expected=wanted, actual=after)
 
 
 def _table_differences(actual: Table, expected: Table, added: set[str]) -> list[str]:
@@ -103,6 +118,8 @@ def _table_differences(actual: Table, expected: Table, added: set[str]) -> list[
         details.append(f"WITHOUT ROWID expected {expected.without_rowid}")
     if actual.strict != expected.strict:
         details.append(f"STRICT expected {expected.strict}")
+    if actual.autoincrement != expected.autoincrement:
+        details.append(f"AUTOINCREMENT expected {expected.autoincrement}")
     have_fks = {fk.signature() for fk in actual.foreign_keys}
     for fk in expected.foreign_keys:
         comes_with_column = _declared_by_new_column(expected, fk.columns, added, "references")

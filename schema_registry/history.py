@@ -10,15 +10,18 @@ here, while the table needs nothing from introspection.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Final
 
 import msgspec
 
 from schema_registry.database import Row, Session, Value
+from schema_registry.errors import HistoryRowUnreadable
 from schema_registry.model import Model
 
 HISTORY_TABLE: Final = "schema_version"
+_SEMVER: Final = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)\Z")
 HISTORY_DDL: Final = f"""CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (
     id INTEGER PRIMARY KEY,
     version TEXT NOT NULL,
@@ -77,10 +80,30 @@ _MISSING: Final = f"no such table: {HISTORY_TABLE}"
 COOKIE_SQL: Final = "PRAGMA schema_version"
 
 
+def version_key(version: str) -> tuple[int, ...]:
+    """(MAJOR, MINOR, PATCH) for ordering."""
+    match = _SEMVER.match(version)
+    if match is None:
+        raise ValueError(f"{version!r} is not a MAJOR.MINOR.PATCH version")
+    return tuple(int(part) for part in match.groups())
+
+
 def parse(rows: list[Row]) -> list[HistoryRow]:
-    """History rows from `SELECT {_COLUMNS}` results."""
-    fields = HistoryRow.__struct_fields__
-    return [msgspec.convert(dict(zip(fields, row, strict=True)), HistoryRow) for row in rows]
+    """History rows from `SELECT {_COLUMNS}` results; HistoryRowUnreadable for a row the
+    engine did not write as it is (its version must order, its fields have their types)."""
+    return [_parse_row(row) for row in rows]
+
+
+def _parse_row(row: Row) -> HistoryRow:
+    try:
+        parsed = msgspec.convert(
+            dict(zip(HistoryRow.__struct_fields__, row, strict=True)), HistoryRow
+        )
+        version_key(parsed.version)
+    except (msgspec.ValidationError, ValueError) as exc:
+        row_id = row[0] if isinstance(row[0], int) else None
+        raise HistoryRowUnreadable(row_id, str(exc)) from None
+    return parsed
 
 
 async def read_history(session: Session) -> list[HistoryRow]:

@@ -22,7 +22,14 @@ from schema_registry.database import Row, Session
 from schema_registry.history import HISTORY_TABLE
 from schema_registry.lru import LRU
 from schema_registry.model import Column, ForeignKey, Index, Schema, Table, Trigger, View
-from schema_registry.sqltext import clause, column_definitions, fold, normalize, table_checks
+from schema_registry.sqltext import (
+    clause,
+    column_definitions,
+    fold,
+    has_word,
+    normalize,
+    table_checks,
+)
 
 OBJECTS_SQL: Final = "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY rowid"
 TABLE_LIST_SQL: Final = "SELECT name, type, wr, strict FROM pragma_table_list WHERE schema = 'main'"
@@ -156,6 +163,7 @@ def _table(
         foreign_keys=_foreign_keys(fk_rows),
         without_rowid=bool(listed[2]) if listed else False,
         strict=bool(listed[3]) if listed else False,
+        autoincrement=has_word(sql, "autoincrement"),
         checks=table_checks(sql),
         sql=sql,
     )

@@ -76,6 +76,7 @@ class Table(Model, frozen=True):
     foreign_keys: tuple[ForeignKey, ...] = ()
     without_rowid: bool = False
     strict: bool = False
+    autoincrement: bool = False  # INTEGER PRIMARY KEY AUTOINCREMENT: rowids never reused
     uniques: tuple[tuple[str, ...], ...] = ()  # UNIQUE constraints' column lists
     checks: tuple[str, ...] = ()  # CHECK expressions, column and table level, normalised
     sql: str = ""
@@ -125,7 +126,19 @@ class Schema(Model, frozen=True):
         return next((t for t in self.tables if fold(t.name) == folded), None)
 
     def fingerprint(self) -> str:
-        """A hash of what the schema means, blind to cosmetic SQL differences and order."""
+        """A hash of what the schema means, blind to cosmetic SQL differences and order.
+
+        AUTOINCREMENT joined it later: it is hashed only for the tables that have it, so
+        every schema without it keeps the hash it always had (see legacy_fingerprint).
+        """
+        return self._hash(autoincrement=True)
+
+    def legacy_fingerprint(self) -> str:
+        """The hash as it was before AUTOINCREMENT counted: history rows written then carry
+        it, and must still mean "at this version" (it equals fingerprint() without one)."""
+        return self._hash(autoincrement=False)
+
+    def _hash(self, *, autoincrement: bool) -> str:
         canonical = {
             "tables": sorted(
                 (
@@ -136,6 +149,7 @@ class Schema(Model, frozen=True):
                     t.strict,
                     t.uniques,
                     t.checks,
+                    *(("autoincrement",) if autoincrement and t.autoincrement else ()),
                 )
                 for t in self.tables
             ),

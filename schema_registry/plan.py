@@ -1,5 +1,9 @@
 """Turn a diff into a plan: what may run (additive, in order) and what is drift.
 
+A plan never holds a step that depends on something it refuses (an index on a column
+that cannot be added, a view over such a view): that step is drift too, naming what it
+waits for, so applying a plan cannot fail on a missing column or table.
+
 SQLite's ALTER TABLE ADD COLUMN limits live in one predicate, `add_column_refusal`, and
 are decided from the definition alone: SQLite only enforces some of them once the table
 holds a row, and a plan must not depend on whether it does.
@@ -14,13 +18,16 @@ from schema_registry.changes import (
     AddColumn,
     Additive,
     AnyChange,
+    ColumnOrder,
     CreateIndex,
     CreateTable,
     CreateTrigger,
+    CreateView,
     Extra,
+    ReplaceView,
 )
 from schema_registry.model import Column, Model
-from schema_registry.sqltext import fold, has_word, tokens
+from schema_registry.sqltext import fold, has_word, tokens, unquote
 
 _CONSTANT_WORDS = frozenset({"null", "true", "false"})
 
@@ -76,6 +83,7 @@ class Plan(Model, frozen=True):
     drift: tuple[Refusal, ...] = ()
     extras: tuple[Extra, ...] = ()
     optional: tuple[Additive, ...] = ()  # the steps that only concern optional tables
+    warnings: tuple[ColumnOrder, ...] = ()  # tables whose column order is not the registry's
 
     @property
     def required_steps(self) -> tuple[Additive, ...]:
@@ -97,20 +105,79 @@ class Plan(Model, frozen=True):
 def make_plan(changes: Iterable[AnyChange], *, optional_tables: Iterable[str] = ()) -> Plan:
     """Split a diff into the additive steps to run, drift to report and extras to keep."""
     optional_names = {fold(name) for name in optional_tables}
-    steps: list[Additive] = []
+    candidates: list[Additive] = []
     drift: list[Refusal] = []
     extras: list[Extra] = []
+    warnings: list[ColumnOrder] = []
     for change in changes:
         if isinstance(change, Extra):
             extras.append(change)
+        elif isinstance(change, ColumnOrder):
+            warnings.append(change)
         elif isinstance(change, AddColumn) and (reason := add_column_refusal(change.column)):
             drift.append(Refusal(change=change, reason=reason))
         elif isinstance(change, ADDITIVE):
-            steps.append(change)
+            candidates.append(change)
         else:
             drift.append(Refusal(change=change, reason="not additive: needs a migration"))
+    steps, held = _hold_dependents(candidates, drift)
     optional = tuple(s for s in steps if _table_of(s) in optional_names)
-    return Plan(steps=tuple(steps), drift=tuple(drift), extras=tuple(extras), optional=optional)
+    return Plan(
+        steps=tuple(steps),
+        drift=(*drift, *held),
+        extras=tuple(extras),
+        optional=optional,
+        warnings=tuple(warnings),
+    )
+
+
+def _hold_dependents(
+    candidates: list[Additive], drift: list[Refusal]
+) -> tuple[list[Additive], list[Refusal]]:
+    """Keep back each step that names a refused column (with its table) or a view that
+    cannot be had, and what depends on those in turn (steps come in creation order).
+
+    Names are matched as identifiers in the step's SQL, so a step is held back at worst
+    needlessly, when the plan is drift anyway; it never runs against what is missing.
+    """
+    columns: dict[tuple[str, str], str] = {}  # (table, column) -> why it is missing
+    views: dict[str, str] = {}  # view -> why it is missing or not as expected
+    for refusal in drift:
+        change = refusal.change
+        if isinstance(change, AddColumn):
+            columns[fold(change.table), fold(change.column.name)] = (
+                f"{change.object}, which cannot be added: {refusal.reason}"
+            )
+        elif isinstance(change, ReplaceView):
+            views[fold(change.object)] = f"{change.object}, which has another definition"
+    steps: list[Additive] = []
+    held: list[Refusal] = []
+    for step in candidates:
+        names = _identifiers(step)
+        missing = next((why for (t, c), why in columns.items() if {t, c} <= names), None)
+        missing = missing or next((why for v, why in views.items() if v in names), None)
+        if missing is None:
+            steps.append(step)
+            continue
+        reason = f"depends on {missing}"
+        held.append(Refusal(change=step, reason=reason))
+        if isinstance(step, CreateView):
+            views[fold(step.view.name)] = f"{step.view.name}, which cannot be created: {reason}"
+    return steps, held
+
+
+def _identifiers(step: Additive) -> set[str]:
+    """Folded identifiers a step's SQL names, besides the object it makes (a new table
+    depends on nothing that can be refused: a foreign key needs no parent to exist)."""
+    if isinstance(step, CreateTable):
+        return set()
+    sql = step.column.sql if isinstance(step, AddColumn) else step.sql()
+    names = {fold(unquote(text)) for kind, text in tokens(sql) if kind in ("word", "quoted")}
+    if isinstance(step, AddColumn):
+        names = (names - {fold(step.column.name)}) | {fold(step.table)}
+    else:
+        names.discard(fold(step.object))
+    return names
 
 
 def _table_of(step: Additive) -> str | None:

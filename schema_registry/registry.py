@@ -2,13 +2,14 @@
 
 Each version's schema is compiled by letting SQLite run it in a fresh in-memory database
 and reading it back with the same introspector used on live databases, so both sides of
-every diff come from SQLite's own catalog.
+every diff come from SQLite's own catalog. SQLite checks a view's query and a trigger's
+body only when they are used, so the loader uses each one there (see check_objects):
+a registry that loads never hands a tenant an object that cannot run.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 import sqlite3
 import tomllib
 from collections.abc import Iterable
@@ -17,18 +18,18 @@ from typing import Final
 
 import msgspec
 
-from schema_registry.changes import Extra
+from schema_registry.changes import ColumnOrder, Extra
 from schema_registry.diff import diff
 from schema_registry.errors import RegistryError
+from schema_registry.history import version_key as version_key  # noqa: PLC0414 - its old home
 from schema_registry.introspect import introspect
 from schema_registry.lru import LRU
 from schema_registry.model import Model, Schema
 from schema_registry.plan import Plan, make_plan
 from schema_registry.sqlite_db import SqliteDatabase, drive
-from schema_registry.sqltext import split_statements
+from schema_registry.sqltext import quote, split_statements, tokens
 
 EXAMPLE: Final = Path(__file__).parent / "example"
-_SEMVER: Final = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)\Z")
 
 
 class VersionEntry(Model, frozen=True):
@@ -68,6 +69,16 @@ class Version(Model, frozen=True, dict=True):
         return version_key(self.version)
 
     @functools.cached_property
+    def accepted_hashes(self) -> frozenset[str]:
+        """Content hashes a history row may carry to be at this version: the hash, and the
+        one written before AUTOINCREMENT counted (see Schema.legacy_fingerprint)."""
+        return frozenset({self.content_hash, self.schema.legacy_fingerprint()})
+
+    def accepts(self, content_hash: str) -> bool:
+        """Whether a history row's (or a mirrored stamp's) hash means this version's schema."""
+        return content_hash in self.accepted_hashes
+
+    @functools.cached_property
     def _plans(self) -> LRU[Schema, Plan]:
         """Where Python's cached_property has no lock (3.12+), two threads' first calls may
         each make one; one is kept, and the other's plan is only made again."""
@@ -89,17 +100,10 @@ class Version(Model, frozen=True, dict=True):
         return plan
 
 
-def version_key(version: str) -> tuple[int, ...]:
-    """(MAJOR, MINOR, PATCH) for ordering."""
-    match = _SEMVER.match(version)
-    if match is None:
-        raise ValueError(f"{version!r} is not a MAJOR.MINOR.PATCH version")
-    return tuple(int(part) for part in match.groups())
-
-
 class Registry(Model, frozen=True):
     path: str
     versions: tuple[Version, ...]
+    warnings: tuple[str, ...] = ()  # what loads but looks like a mistake, for the CLI to show
 
     @property
     def current(self) -> Version:
@@ -132,12 +136,14 @@ def load_registry(folder: str | Path) -> Registry:
         raise RegistryError(f"{toml_path}: lists no [[versions]]")
     _check_order(toml_path, entries)
     versions: list[Version] = []
+    warnings: list[str] = []
     for entry in entries:
         version = _compile(root, entry)
         if versions:
             _check_additive(versions[-1], version, entry)
+            warnings += _identical(versions[-1], version, entry)
         versions.append(version)
-    return Registry(path=str(root), versions=tuple(versions))
+    return Registry(path=str(root), versions=tuple(versions), warnings=tuple(warnings))
 
 
 def _check_order(toml_path: Path, entries: Iterable[VersionEntry]) -> None:
@@ -160,23 +166,82 @@ def _check_order(toml_path: Path, entries: Iterable[VersionEntry]) -> None:
 
 def compile_schema(sql: str) -> Schema:
     """Let SQLite parse the DDL in a fresh in-memory database and read back what it built."""
+    return _build(sql, check=False)
+
+
+def _build(sql: str, *, check: bool) -> Schema:
+    """compile_schema; with `check`, every view and trigger is also used once (Unusable)."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
     try:
         conn.executescript(sql)
-        return drive(introspect(SqliteDatabase(conn)))
+        schema = drive(introspect(SqliteDatabase(conn)))
+        if check:
+            check_objects(conn, schema)
+        return schema
     finally:
         conn.close()
+
+
+class Unusable(Exception):
+    """A view or trigger SQLite accepted but cannot run; the message names it."""
+
+
+def check_objects(conn: sqlite3.Connection, schema: Schema) -> None:
+    """Use every view (`SELECT * ... LIMIT 0`) and compile every trigger's body.
+
+    A trigger's body is compiled into the statement that fires it, so EXPLAIN of that
+    statement prepares it without running anything. The other triggers are dropped for it
+    (in a savepoint rolled back after) so a failure names the right one.
+    """
+    for view in schema.views:
+        try:
+            conn.execute(f"SELECT * FROM {quote(view.name)} LIMIT 0").fetchall()
+        except sqlite3.Error as exc:
+            raise Unusable(f"view {view.name} does not run: {exc}") from None
+    for trigger in schema.triggers:
+        firing = _firing(conn, trigger.table, trigger.sql)
+        conn.execute("SAVEPOINT check_trigger")
+        try:
+            for other in schema.triggers:
+                if other is not trigger:
+                    conn.execute(f"DROP TRIGGER {quote(other.name)}")
+            conn.execute(f"EXPLAIN {firing}").fetchall()
+        except sqlite3.Error as exc:
+            raise Unusable(f"trigger {trigger.name} does not compile: {exc}") from None
+        finally:
+            conn.execute("ROLLBACK TO check_trigger")
+            conn.execute("RELEASE check_trigger")
+
+
+def _firing(conn: sqlite3.Connection, table: str, trigger_sql: str) -> str:
+    """A statement on `table` that fires a trigger with this definition (its first INSERT,
+    UPDATE or DELETE keyword is its event; UPDATE sets every column, so UPDATE OF fires)."""
+    event = next(
+        text.lower()
+        for kind, text in tokens(trigger_sql)
+        if kind == "word" and text.lower() in ("insert", "update", "delete")
+    )
+    name = quote(table)
+    if event == "insert":
+        return f"INSERT INTO {name} DEFAULT VALUES"
+    if event == "delete":
+        return f"DELETE FROM {name}"
+    rows = conn.execute("SELECT name FROM pragma_table_xinfo(?) WHERE hidden = 0", (table,))
+    columns = [quote(str(row[0])) for row in rows.fetchall()]
+    return f"UPDATE {name} SET " + ", ".join(f"{c} = {c}" for c in columns)
 
 
 def _compile(root: Path, entry: VersionEntry) -> Version:
     schema_path = root / entry.schema
     where = f"{schema_path} (version {entry.version})"
     try:
-        schema = compile_schema(schema_path.read_text(encoding="utf-8"))
+        schema = _build(schema_path.read_text(encoding="utf-8"), check=True)
     except FileNotFoundError:
         raise RegistryError(f"{where}: no such file") from None
     except sqlite3.Error as exc:
         raise RegistryError(f"{where}: SQLite refused it: {exc}") from None
+    except Unusable as exc:
+        raise RegistryError(f"{where}: {exc}") from None
     for name in entry.optional:
         if schema.table(name) is None:
             raise RegistryError(f"{where}: optional table {name} is not in the schema")
@@ -201,13 +266,16 @@ def _compile(root: Path, entry: VersionEntry) -> Version:
 
 
 def _check_additive(previous: Version, version: Version, entry: VersionEntry) -> None:
-    """A version without a migration may only add to the previous one."""
+    """A version without a migration may only add to the previous one, new columns at the
+    end of their table: a new database and an upgraded one must have the same column order
+    (`SELECT *`, INSERT without a column list)."""
     if version.migration:
         return
     plan = make_plan(diff(previous.schema, version.schema))
     removed = [extra for extra in plan.extras if isinstance(extra, Extra)]
     problems = [f"{r.change.describe()} ({r.reason})" for r in plan.drift]
     problems += [f"drops {extra.type} {extra.name}" for extra in removed]
+    problems += [_order_problem(order) for order in plan.warnings]
     if problems:
         raise RegistryError(
             f"{entry.schema} (version {version.version}) is not additive to "
@@ -215,3 +283,21 @@ def _check_additive(previous: Version, version: Version, entry: VersionEntry) ->
             + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
             + ": keep the old definition, or add a migration"
         )
+
+
+def _order_problem(order: ColumnOrder) -> str:
+    return (
+        f"changes the column order of table {order.table}: an upgraded database would have "
+        f"({', '.join(order.actual)}), a new one ({', '.join(order.expected)}); "
+        "add new columns at the end"
+    )
+
+
+def _identical(previous: Version, version: Version, entry: VersionEntry) -> list[str]:
+    """A version that changes nothing, schema or data, is most likely a forgotten edit."""
+    if version.migration or version.content_hash != previous.content_hash:
+        return []
+    return [
+        f"{entry.schema} (version {version.version}) is identical to {previous.version}: "
+        "it changes nothing (was its schema file not edited?)"
+    ]

@@ -83,6 +83,21 @@ def _use_wal(conn: sqlite3.Connection) -> None:
             return
 
 
+def _run_all(
+    conn: sqlite3.Connection, statements: Sequence[tuple[str, Sequence[Value]]]
+) -> list[list[Row]]:
+    """Run statements in order; an error carries `step`, the index of the one that failed
+    (as the Session protocol says), so a sync can name it."""
+    rows: list[list[Row]] = []
+    for index, (sql, params) in enumerate(statements):
+        try:
+            rows.append(conn.execute(sql, params).fetchall())
+        except sqlite3.Error as exc:
+            exc.step = index  # type: ignore[attr-defined]  # sqlite3's errors take attributes
+            raise
+    return rows
+
+
 class SqliteTransaction:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
@@ -97,12 +112,12 @@ class SqliteTransaction:
     async def fetch_many(
         self, statements: Sequence[tuple[str, Sequence[Value]]]
     ) -> list[list[Row]]:
-        return [self._conn.execute(sql, params).fetchall() for sql, params in statements]
+        return _run_all(self._conn, statements)
 
     async def commit(
         self, statements: Sequence[tuple[str, Sequence[Value]]] = ()
     ) -> list[list[Row]]:
-        rows = [self._conn.execute(sql, params).fetchall() for sql, params in statements]
+        rows = _run_all(self._conn, statements)
         self._conn.execute("COMMIT")
         self.committed = True
         return rows
@@ -127,7 +142,7 @@ class SqliteDatabase:
     async def fetch_many(
         self, statements: Sequence[tuple[str, Sequence[Value]]]
     ) -> list[list[Row]]:
-        return [self.conn.execute(sql, params).fetchall() for sql, params in statements]
+        return _run_all(self.conn, statements)
 
     @asynccontextmanager
     async def transaction(self, *, foreign_keys: bool = True) -> AsyncIterator[SqliteTransaction]:

@@ -5,6 +5,11 @@ commits together under BEGIN IMMEDIATE or not at all. Concurrent syncs of one da
 serialise on SQLite's write lock, and the second one re-reads the state and finds nothing
 to do.
 
+A statement SQLite refuses while applying (a step, a script's statement, the history rows)
+fails the sync with StatementFailed, naming it; the transaction rolls back. Faults of the
+storage itself (busy, full, I/O) pass through as the database raised them, for the caller
+to type. A history row the engine cannot read is drift: nothing is changed.
+
 Migration scripts run the way SQLite documents its 12-step table rebuild
 (https://www.sqlite.org/lang_altertable.html#otheralter): foreign keys off for the
 transaction, then `PRAGMA foreign_key_check` before commit. With them on, dropping a table
@@ -15,23 +20,61 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Final, Literal
 
 import msgspec
 
 from schema_registry import history
-from schema_registry.changes import Additive, Extra, RunScript, Step, step_statements
+from schema_registry.changes import (
+    AddColumn,
+    Additive,
+    AlterColumn,
+    AlterTable,
+    CreateIndex,
+    Extra,
+    RunScript,
+    Step,
+    UnreadableHistory,
+    step_statements,
+)
 from schema_registry.clock import utc_now
 from schema_registry.database import Database, Row, Transaction, Value
-from schema_registry.errors import NewerDatabaseError, SyncError
-from schema_registry.history import HistoryRow, Stamp
+from schema_registry.errors import (
+    HistoryRowUnreadable,
+    NewerDatabaseError,
+    StatementFailed,
+    SyncError,
+)
+from schema_registry.history import HistoryRow, Stamp, version_key
 from schema_registry.introspect import OBJECTS_SQL, introspect
-from schema_registry.model import Model
-from schema_registry.plan import Refusal
-from schema_registry.registry import Registry, Version, version_key
+from schema_registry.model import Model, Schema
+from schema_registry.plan import Plan, Refusal
+from schema_registry.registry import Registry, Version
+from schema_registry.sqltext import fold
 
 FOREIGN_KEY_CHECK: Final = "PRAGMA foreign_key_check"
-Status = Literal["up_to_date", "applied", "out_of_date", "drifted"]
+# SQLite's result codes for a statement it refused, as opposed to the storage failing
+# (busy, locked, full, I/O, corrupt), which the backends type themselves. sqlite3 gives the
+# number (https://www.sqlite.org/rescode.html: ERROR, SCHEMA, TOOBIG, CONSTRAINT, MISMATCH,
+# AUTH, RANGE), sqld the name (SQLITE_UNKNOWN is its name for SQLITE_ERROR: "no such
+# column" while running), or SQL_... when its own parser refused the statement.
+_REFUSED_CODES: Final = frozenset({1, 17, 18, 19, 20, 23, 25})
+_REFUSED_NAMES: Final = (
+    "SQL_",
+    "SQLITE_ERROR",
+    "SQLITE_UNKNOWN",
+    "SQLITE_SCHEMA",
+    "SQLITE_TOOBIG",
+    "SQLITE_CONSTRAINT",
+    "SQLITE_MISMATCH",
+    "SQLITE_AUTH",
+    "SQLITE_RANGE",
+)
+# "ahead": at a version newer than the registry's current one (a service rolled back, or
+# an older replica during a rolling deploy) while holding everything the current one
+# expects: usable as it is, and never downgraded.
+Status = Literal["up_to_date", "applied", "out_of_date", "drifted", "ahead"]
 
 
 class SyncContext(Model, frozen=True):
@@ -57,7 +100,8 @@ class SyncResult(Model, frozen=True):
 
     @property
     def up_to_date(self) -> bool:
-        return self.status in ("up_to_date", "applied")
+        """Usable at the target: current, just brought there, or ahead of it."""
+        return self.status in ("up_to_date", "applied", "ahead")
 
     @property
     def changes(self) -> tuple[Additive, ...]:
@@ -71,11 +115,11 @@ class SyncResult(Model, frozen=True):
 
 
 def is_current(stamp: Stamp | None, target: Version, cookie: int) -> bool:
-    """Whether a stamp says `target`, with its content hash, at this schema cookie."""
+    """Whether a stamp says `target`, with a content hash it accepts, at this schema cookie."""
     return (
         stamp is not None
         and stamp.version == target.version
-        and stamp.content_hash == target.content_hash
+        and target.accepts(stamp.content_hash)
         and stamp.cookie == cookie
     )
 
@@ -87,9 +131,13 @@ async def check(
 
     `known` is a stamp mirrored elsewhere (the service's catalog): when it matches the live
     schema cookie, no table is read at all, which spares SQLite parsing the schema.
+    An unreadable newest history row is "not current": the sync reports it as drift.
     """
     cookie = await db.schema_cookie()
-    current, head = await _current(db, target, known, cookie)
+    try:
+        current, head = await _current(db, target, known, cookie)
+    except HistoryRowUnreadable:
+        return False, None, cookie
     return current, head, cookie
 
 
@@ -111,17 +159,50 @@ async def sync(
     """
     started = time.perf_counter()
     version = _target(registry, target)
-    context = context or SyncContext()
+    try:
+        result = await _sync(
+            db,
+            registry=registry,
+            version=version,
+            apply=apply,
+            known=known,
+            context=context or SyncContext(),
+            fresh=fresh,
+        )
+    except HistoryRowUnreadable as exc:  # rolled back, if a transaction had begun
+        change = UnreadableHistory(row=exc.row, detail=exc.detail)
+        drift = (Refusal(change=change, reason=str(exc)),)
+        result = SyncResult(
+            status="drifted", from_version=None, to_version=version.version, drift=drift
+        )
+    return msgspec.structs.replace(result, duration_ms=_ms(started))
+
+
+async def _sync(
+    db: Database,
+    *,
+    registry: Registry,
+    version: Version,
+    apply: bool,
+    known: Stamp | None,
+    context: SyncContext,
+    fresh: bool,
+) -> SyncResult:
     if fresh and apply:
-        result = await _apply(db, registry, version, None, context)
-        return msgspec.structs.replace(result, duration_ms=_ms(started))
-    if apply and known is not None and not _recorded(known, version):
+        return await _apply(db, registry, version, None, context)
+    behind = known is not None and version_key(known.version) < version.key
+    if apply and known is not None and behind and not _recorded(known, version):
         # The mirror says the database is behind: straight to the transaction, which
         # reads where it really is (on a server, a round trip less than checking first).
-        result = await _apply(db, registry, version, known.version, context)
-        return msgspec.structs.replace(result, duration_ms=_ms(started))
+        return await _apply(db, registry, version, known.version, context)
     cookie = await db.schema_cookie()
     current, head = await _current(db, version, known, cookie)
+    if head is None and known is not None and not current:
+        head = await history.newest(db)
+    if head is not None and version_key(head.version) > version.key:
+        if registry.get(head.version) is not None:  # a downgrade asked for: refused
+            _from_version(head, target=version)
+        return await _ahead(db, version, head)
     if current:
         stamp = Stamp(version=version.version, content_hash=version.content_hash, cookie=cookie)
         return SyncResult(
@@ -130,13 +211,37 @@ async def sync(
             to_version=version.version,
             stamp=stamp,
             fast_path=True,
-            duration_ms=_ms(started),
         )
     if not apply:
-        result = await _verify(db, registry, version, head)
-    else:
-        result = await _apply(db, registry, version, _from_version(head, target=version), context)
-    return msgspec.structs.replace(result, duration_ms=_ms(started))
+        return await _verify(db, registry, version, head)
+    return await _apply(db, registry, version, _from_version(head, target=version), context)
+
+
+async def _ahead(db: Database, target: Version, head: HistoryRow) -> SyncResult:
+    """A database at a version this registry does not have yet (the service was rolled
+    back, or runs beside a newer replica): served as it is when it holds everything
+    `target` expects (extras allowed); NewerDatabaseError naming what it lacks otherwise.
+    Nothing is written either way: tenantdb never downgrades."""
+    plan = target.plan_from(await introspect(db))
+    missing = [step.describe() for step in plan.steps]
+    missing += [f"{r.change.describe()} ({r.reason})" for r in plan.drift]
+    if missing:
+        raise NewerDatabaseError(
+            f"the database is at {head.version}, newer than {target.version}, and differs "
+            f"from what {target.version} expects: {'; '.join(missing[:5])}; tenantdb does "
+            f"not downgrade: serve it with a registry that has {head.version}"
+        )
+    note = (
+        f"the database is at {head.version}, newer than this service's {target.version}, "
+        f"and holds everything {target.version} expects: served as it is"
+    )
+    return SyncResult(
+        status="ahead",
+        from_version=head.version,
+        to_version=target.version,
+        extras=plan.extras,
+        warnings=(note,),
+    )
 
 
 async def _apply(
@@ -226,7 +331,7 @@ async def _verify(
     """What a sync would do, without writing anything."""
     from_version = _from_version(head, target=target)
     plan = target.plan_from(await introspect(db))
-    warnings = tuple(f"optional: {s.describe()}" for s in plan.optional)
+    warnings = tuple(f"optional: {s.describe()}" for s in plan.optional) + _warnings(plan)
     pending_migrations = bool(_migrations(registry, from_version, target))
     status: Status
     if plan.drift and not pending_migrations:
@@ -246,11 +351,55 @@ async def _verify(
     )
 
 
+def _warnings(plan: Plan) -> tuple[str, ...]:
+    """What a sync reports without refusing: tables in another column order."""
+    return tuple(order.describe() for order in plan.warnings)
+
+
 def _recorded(head: HistoryRow | Stamp | None, target: Version) -> bool:
-    return head is not None and (head.version, head.content_hash) == (
-        target.version,
-        target.content_hash,
-    )
+    return head is not None and head.version == target.version and target.accepts(head.content_hash)
+
+
+def _refused(exc: Exception) -> bool:
+    """Whether SQLite refused a statement (see _REFUSED_CODES), not the storage failed."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _REFUSED_CODES
+    name = getattr(exc, "code", None)
+    return isinstance(name, str) and name.startswith(_REFUSED_NAMES)
+
+
+def _statement_failed(
+    exc: Exception, version: str, statements: Sequence[tuple[str, Sequence[Value]]]
+) -> StatementFailed | None:
+    """StatementFailed for a refusal, naming the statement by the error's `step` (the
+    Session protocol's), or None for anything else (raised as it is)."""
+    if not _refused(exc):
+        return None
+    step = getattr(exc, "step", None)
+    if isinstance(step, int) and 0 <= step < len(statements):
+        statement = statements[step][0]
+    else:
+        statement = f"one of {len(statements)} statement(s)"
+    return StatementFailed(version, statement, str(exc))
+
+
+async def _run(
+    tx: Transaction,
+    version: str,
+    statements: Sequence[tuple[str, Sequence[Value]]],
+    *,
+    commit: bool = False,
+) -> list[list[Row]]:
+    """One batch of the sync (then COMMIT, with `commit`); a refused statement fails the
+    sync as StatementFailed (the transaction rolls back when it closes)."""
+    try:
+        return await (tx.commit(statements) if commit else tx.fetch_many(statements))
+    except Exception as exc:
+        failed = _statement_failed(exc, version, statements)
+        if failed is None:
+            raise
+        raise failed from exc
 
 
 def _passed(registry: Registry, from_version: str | None, target: Version) -> tuple[Version, ...]:
@@ -286,7 +435,7 @@ async def _upgrade(
     # sync that does not commit takes it away again.
     state = [(history.HISTORY_DDL, ()), (history.NEWEST_SQL, ()), (OBJECTS_SQL, ())]
     state += [(FOREIGN_KEY_CHECK, ())] if scripts else []
-    reads = await tx.fetch_many(state)
+    reads = await _run(tx, target.version, state)
     head = next(iter(history.parse(reads[1])), None)
     violations_before = reads[3] if scripts else []
     actual = await introspect(tx, reads[2])
@@ -296,30 +445,31 @@ async def _upgrade(
     if migrating and not scripts:
         raise _ScriptsAfterAll  # the transaction rolls back: it has changed nothing yet
     checking = bool(migrating)
-    violations_after: list[Row] | None = None
-    steps: list[Step] = []
+    applied = _Applied(actual=actual)
     # Straight to the target, except that a version with a migration script is reached
     # first, so its script runs against the schema it was written for.
     for stop in [*(v for v in migrating if v is not target), target]:
-        plan = stop.plan_from(actual)
+        plan = stop.plan_from(applied.actual)
         ran: list[Step] = [*plan.steps]
         if stop in migrating:
-            ran.append(RunScript(version=stop.version, statements=stop.migration))
-        steps += ran
-        script = [sql for step in ran for sql in step_statements(step)]
-        if not script:
-            continue
-        after = [(OBJECTS_SQL, ())]
-        after += [(FOREIGN_KEY_CHECK, ())] if checking and stop is target else []
-        results = await tx.fetch_many([(statement, ()) for statement in script] + after)
-        actual = await introspect(tx, results[len(script)])
-        violations_after = results[-1] if len(after) == 2 else violations_after
-    final = target.plan_from(actual)
+            ran = [
+                *_before_script(plan),
+                RunScript(version=stop.version, statements=stop.migration),
+            ]
+        check_keys = checking and stop is target
+        await _apply_steps(tx, stop, ran, applied, check_keys=check_keys)
+        if stop in migrating:
+            # Steps held back for what the script makes (an index on the column its table
+            # rebuild adds) run after it: the plan never runs them against what is missing.
+            following = [*stop.plan_from(applied.actual).steps]
+            await _apply_steps(tx, stop, following, applied, check_keys=check_keys)
+    final = target.plan_from(applied.actual)
     if final.steps:
         raise SyncError(
             f"after applying, {final.steps[0].describe()} is still missing; rolled back"
         )
     if checking:
+        violations_after = applied.violations
         if violations_after is None:
             violations_after = await tx.fetch(FOREIGN_KEY_CHECK)
         _refuse_new_orphans(violations_before, violations_after)
@@ -327,13 +477,60 @@ async def _upgrade(
         status="drifted" if final.drift else "applied",
         from_version=from_version,
         to_version=target.version,
-        steps=tuple(steps),
+        steps=tuple(applied.steps),
         drift=final.drift,
         extras=final.extras,
+        warnings=_warnings(final),
     )
     if final.drift:
         return base  # rolled back when the transaction closes: all of the version or none
     return await _record(tx, result=base, head=head, passed=passed, target=target, context=context)
+
+
+def _before_script(plan: Plan) -> tuple[Additive, ...]:
+    """A migrating version's steps that run before its script: all but the indexes on
+    tables with drift, which the script is about to rebuild (they follow it)."""
+    drifted = {
+        fold(item.change.table)
+        for item in plan.drift
+        if isinstance(item.change, AddColumn | AlterColumn | AlterTable)
+    }
+    return tuple(
+        step
+        for step in plan.steps
+        if not (isinstance(step, CreateIndex) and fold(step.index.table) in drifted)
+    )
+
+
+class _Applied:
+    """What the transaction has run so far, and the schema it has left."""
+
+    def __init__(self, *, actual: Schema) -> None:
+        self.actual = actual
+        self.steps: list[Step] = []
+        self.violations: list[Row] | None = None  # the newest PRAGMA foreign_key_check
+
+
+async def _apply_steps(
+    tx: Transaction,
+    stop: Version,
+    ran: Sequence[Step],
+    applied: _Applied,
+    *,
+    check_keys: bool,
+) -> None:
+    """Run steps in one batch with the read of the schema they leave (and, with
+    `check_keys`, of the foreign key violations)."""
+    script = [sql for step in ran for sql in step_statements(step)]
+    applied.steps += ran
+    if not script:
+        return
+    after: list[tuple[str, Sequence[Value]]] = [(OBJECTS_SQL, ())]
+    after += [(FOREIGN_KEY_CHECK, ())] if check_keys else []
+    results = await _run(tx, stop.version, [(sql, ()) for sql in script] + after)
+    applied.actual = await introspect(tx, results[len(script)])
+    if check_keys:
+        applied.violations = results[-1]
 
 
 async def _record(
@@ -348,7 +545,8 @@ async def _record(
     """Write the history rows and commit, in one batch."""
     if not result.statements and head is not None and _recorded(head, target):
         # Someone changed the schema and it still matches: re-arm the fast path only.
-        cookie = history.cookie_of(await tx.commit(history.rearm_statements(head.id)))
+        rearm = history.rearm_statements(head.id)
+        cookie = history.cookie_of(await _run(tx, target.version, rearm, commit=True))
         stamp = Stamp(version=target.version, content_hash=target.content_hash, cookie=cookie)
         return msgspec.structs.replace(result, status="up_to_date", stamp=stamp)
     applied_at = utc_now()
@@ -368,6 +566,7 @@ async def _record(
         )
         for version in recorded
     ]
-    cookie = history.cookie_of(await tx.commit(history.record_statements(rows)))
+    record = history.record_statements(rows)
+    cookie = history.cookie_of(await _run(tx, target.version, record, commit=True))
     stamp = Stamp(version=target.version, content_hash=target.content_hash, cookie=cookie)
     return msgspec.structs.replace(result, recorded=tuple(v.version for v in recorded), stamp=stamp)

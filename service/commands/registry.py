@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sqlite3
+import sys
 import tomllib
 from pathlib import Path
 
@@ -17,17 +19,33 @@ import msgspec
 import structlog
 
 from schema_registry import (
+    BadDecision,
+    GenerationFailed,
+    MigrationRefused,
     Registry,
     RegistryError,
     RegistryFile,
     Version,
+    compile_schema,
     diff,
+    generate_migration,
     load_registry,
     make_plan,
+    needs_migration,
+    parse_decisions,
     utc_now,
     version_key,
 )
-from service.commands.common import OK, add_command, add_group, emit, emit_json, fail
+from service.commands.common import (
+    OK,
+    USAGE,
+    add_command,
+    add_group,
+    emit,
+    emit_json,
+    fail,
+    usage,
+)
 from service.config import Settings
 
 log = structlog.get_logger("tenantdb.commands.registry")
@@ -49,9 +67,18 @@ Copies the newest schema file to VERSION.sql and appends a [[versions]] entry (c
 now, in UTC; the newest version's `optional` tables carried over). Edit VERSION.sql, then
 run `tenantdb registry validate`.
 
+With --schema FILE (the complete desired schema) it writes FILE as VERSION.sql and, when
+the change is not additive, VERSION.migrate.sql: SQLite's 12-step table rebuild for each
+changed table (ALTER TABLE where that is enough), for review. A rename, a drop and the
+value of a new NOT NULL column are never guessed: without the flag that decides one the
+command changes nothing and exits 2, naming the change and the flag. What depends on the
+data (a new UNIQUE, CHECK or foreign key) is printed as a warning: rehearse first.
+
 examples:
   tenantdb registry new 1.3.0 -m "Trade notes and a notes index"
   tenantdb registry new 2.0.0 -m "Split accounts" --dir ./registry
+  tenantdb registry new 2.0.0 -m "Notes get a title" --schema desired.sql \\
+      --rename notes.body=text --allow-drop notes.legacy --backfill "notes.title='untitled'"
 """
 DIFF_EPILOG = """\
 Prints the SQL an upgrade from A to B runs: the additive steps, what would be drift, and
@@ -87,6 +114,33 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     new.add_argument("-m", "--message", required=True, metavar="TEXT", help="its description")
     new.add_argument(
         "--dir", metavar="DIR", help="the registry folder (default: TENANTDB_REGISTRY)"
+    )
+    new.add_argument(
+        "--schema",
+        metavar="FILE",
+        help="the complete desired schema; writes a migration script when it is not additive",
+    )
+    new.add_argument(
+        "--rename",
+        action="append",
+        default=[],
+        metavar="TABLE.OLD=NEW|OLD=NEW",
+        help="a renamed column (TABLE.OLD=NEW) or table (OLD=NEW): its data moves with it",
+    )
+    new.add_argument(
+        "--allow-drop",
+        action="append",
+        default=[],
+        metavar="TABLE.COLUMN|TABLE",
+        help="drop this column or table and its data (refused otherwise)",
+    )
+    new.add_argument(
+        "--backfill",
+        action="append",
+        default=[],
+        metavar="TABLE.COLUMN=SQL_EXPR",
+        help="the value of a new NOT NULL column for existing rows, or the conversion of a "
+        "column whose type changes (default CAST(column AS type)); SQL over the old row",
     )
     new.set_defaults(run=_new)
 
@@ -180,8 +234,10 @@ def _validate(args: argparse.Namespace, settings: Settings) -> int:
     return OK
 
 
-def _new(args: argparse.Namespace, settings: Settings) -> int:
+def _new(args: argparse.Namespace, settings: Settings) -> int:  # noqa: PLR0911 - a return per refusal
     folder = Path(args.dir or settings.registry)
+    if decided_anything(args) and not args.schema:
+        return usage("--rename, --allow-drop and --backfill need --schema FILE")
     try:
         registry = load_registry(folder)  # never extend a registry that is already broken
     except RegistryError as exc:
@@ -199,16 +255,13 @@ def _new(args: argparse.Namespace, settings: Settings) -> int:
     schema_path = folder / schema_name
     if schema_path.exists():
         return fail(f"{schema_path} exists already: remove it or choose another version")
+    if args.schema:
+        return _new_from_schema(args, folder, last, entry.optional)
     shutil.copyfile(folder / entry.schema, schema_path)
     block = _entry_block(args.version, args.message, schema_name, entry.optional)
-    separator = "" if toml_text.endswith("\n") else "\n"
-    toml_path.write_text(toml_text + separator + block, encoding="utf-8")
-    try:
-        extended = load_registry(folder)
-    except RegistryError as exc:  # e.g. a description TOML cannot hold: leave things as found
-        toml_path.write_text(toml_text, encoding="utf-8")
-        schema_path.unlink()
-        return fail(f"the new version does not validate, nothing was changed:\n{exc}")
+    extended = _extend(folder, toml_text, block, [schema_path])
+    if isinstance(extended, int):
+        return extended
     log.info("registry.version_added", path=str(folder), version=args.version)
     emit(
         f"added version {args.version} to {toml_path}, schema {schema_name} "
@@ -219,7 +272,103 @@ def _new(args: argparse.Namespace, settings: Settings) -> int:
     return OK
 
 
-def _entry_block(version: str, description: str, schema: str, optional: tuple[str, ...]) -> str:
+def _new_from_schema(  # noqa: PLR0911 - a return per refusal
+    args: argparse.Namespace, folder: Path, last: Version, optional: tuple[str, ...]
+) -> int:
+    """`registry new --schema FILE`: the desired schema, and a generated migration script
+    when the change from the newest version is not additive."""
+    source = Path(args.schema)
+    try:
+        sql = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        return usage(f"--schema {source}: {exc.strerror or exc}")
+    try:
+        desired = compile_schema(sql)
+    except sqlite3.Error as exc:
+        return fail(f"--schema {source}: SQLite refused it: {exc}")
+    optional = tuple(name for name in optional if desired.table(name) is not None)
+    migration = None
+    try:
+        decisions = parse_decisions(
+            last.schema,
+            desired,
+            renames=args.rename,
+            drops=args.allow_drop,
+            backfills=args.backfill,
+        )
+        if needs_migration(last.schema, desired) or decided_anything(args):
+            migration = generate_migration(last.schema, desired, decisions)
+    except MigrationRefused as exc:
+        lines = [f"tenantdb: version {args.version} needs a decision; nothing was written:"]
+        lines += [f"  {item.change}: pass {item.flag}" for item in exc.undecided]
+        sys.stderr.write("\n".join(lines) + "\n")
+        return USAGE
+    except BadDecision as exc:
+        return usage(str(exc))
+    except GenerationFailed as exc:
+        return fail(f"cannot generate a migration from {last.version}: {exc}")
+    schema_path = folder / f"{args.version}.sql"
+    written = [schema_path]
+    migration_name = None
+    if migration is not None and migration.script.strip():
+        migration_name = f"{args.version}.migrate.sql"
+        migration_path = folder / migration_name
+        if migration_path.exists():
+            return fail(f"{migration_path} exists already: remove it or choose another version")
+        header = f"-- {args.version} migration from {last.version}: {args.message}\n"
+        migration_path.write_text(header + migration.script, encoding="utf-8")
+        written.append(migration_path)
+    schema_path.write_text(sql, encoding="utf-8")
+    toml_path = folder / "registry.toml"
+    toml_text = toml_path.read_text(encoding="utf-8")
+    block = _entry_block(
+        args.version, args.message, schema_path.name, optional, migration=migration_name
+    )
+    extended = _extend(folder, toml_text, block, written)
+    if isinstance(extended, int):
+        return extended
+    for warning in migration.warnings if migration else ():
+        sys.stderr.write(f"tenantdb: warning: {warning}\n")
+    log.info(
+        "registry.version_added",
+        path=str(folder),
+        version=args.version,
+        migration=migration_name,
+    )
+    what = f", migration {migration_name} (review it)" if migration_name else " (additive)"
+    emit(
+        f"added version {args.version} to {toml_path}, schema {schema_path.name} "
+        f"from {source}{what}\n" + describe(extended)
+    )
+    return OK
+
+
+def decided_anything(args: argparse.Namespace) -> bool:
+    return bool(args.rename or args.allow_drop or args.backfill)
+
+
+def _extend(folder: Path, toml_text: str, block: str, written: list[Path]) -> Registry | int:
+    """Append the entry and load the registry again; on failure, leave things as found."""
+    toml_path = folder / "registry.toml"
+    separator = "" if toml_text.endswith("\n") else "\n"
+    toml_path.write_text(toml_text + separator + block, encoding="utf-8")
+    try:
+        return load_registry(folder)
+    except RegistryError as exc:  # e.g. a description TOML cannot hold
+        toml_path.write_text(toml_text, encoding="utf-8")
+        for path in written:
+            path.unlink()
+        return fail(f"the new version does not validate, nothing was changed:\n{exc}")
+
+
+def _entry_block(
+    version: str,
+    description: str,
+    schema: str,
+    optional: tuple[str, ...],
+    *,
+    migration: str | None = None,
+) -> str:
     created_at = utc_now()
     lines = [
         "",
@@ -229,6 +378,8 @@ def _entry_block(version: str, description: str, schema: str, optional: tuple[st
         f"created_at = {_toml_string(created_at)}",
         f"schema = {_toml_string(schema)}",
     ]
+    if migration:
+        lines.append(f"migration = {_toml_string(migration)}")
     if optional:
         lines.append(f"optional = [{', '.join(_toml_string(name) for name in optional)}]")
     return "\n".join(lines) + "\n"

@@ -24,6 +24,11 @@ BEGIN SELECT RAISE(ABORT, 'negative fee'); END;
 """
 
 
+# TRADES without trades.fee, and without the view and trigger that use it (the loader
+# refuses a view or trigger that does not run).
+WITHOUT_FEE = TRADES.replace(",\n    fee REAL NOT NULL DEFAULT 0", "").split("CREATE VIEW")[0]
+
+
 def failure(root: Path, *versions: V) -> str:
     with pytest.raises(RegistryError) as caught:
         make_registry(root, *versions)
@@ -119,7 +124,7 @@ NOT_ADDITIVE = [
         ),
         "table trades differs: missing CHECK (fee >= 0) (not additive: needs a migration)",
     ),
-    (TRADES.replace(",\n    fee REAL NOT NULL DEFAULT 0", ""), "drops column trades.fee"),
+    (WITHOUT_FEE, "drops column trades.fee (and 2 more)"),
     (
         TRADES.replace(
             "CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n", ""
@@ -199,27 +204,35 @@ def test_dropping_a_table_names_it(tmp_path: Path) -> None:
 
 
 def test_each_problem_is_counted_in_the_message(tmp_path: Path) -> None:
-    sql = TRADES.replace(",\n    fee REAL NOT NULL DEFAULT 0", "").replace("sum(fee)", "count(*)")
+    sql = (
+        TRADES.replace(",\n    fee REAL NOT NULL DEFAULT 0", "")
+        .replace("sum(fee)", "count(*)")
+        .replace("NEW.fee < 0", "NEW.symbol = ''")
+    )
 
     message = failure(tmp_path / "registry", V("1.0.0", TRADES), V("1.1.0", sql))
 
     assert message == (
         "1.1.0.sql (version 1.1.0) is not additive to 1.0.0: view v_fees has another "
-        "definition (not additive: needs a migration) (and 1 more): keep the old definition, "
+        "definition (not additive: needs a migration) (and 2 more): keep the old definition, "
         "or add a migration"
     )
 
 
 def test_non_additive_version_with_a_migration_loads(tmp_path: Path) -> None:
-    sql = TRADES.replace(",\n    fee REAL NOT NULL DEFAULT 0", "")
-
-    registry = make_registry(
-        tmp_path / "registry",
-        V("1.0.0", TRADES),
-        V("1.1.0", sql, migration="ALTER TABLE trades DROP COLUMN fee;"),
+    script = (
+        "DROP VIEW v_fees;\nDROP TRIGGER trg_no_negative_fee;\nALTER TABLE trades DROP COLUMN fee;"
     )
 
-    assert registry.current.migration == ("ALTER TABLE trades DROP COLUMN fee;",)
+    registry = make_registry(
+        tmp_path / "registry", V("1.0.0", TRADES), V("1.1.0", WITHOUT_FEE, migration=script)
+    )
+
+    assert registry.current.migration == (
+        "DROP VIEW v_fees;",
+        "DROP TRIGGER trg_no_negative_fee;",
+        "ALTER TABLE trades DROP COLUMN fee;",
+    )
 
 
 def test_additive_version_loads(tmp_path: Path) -> None:

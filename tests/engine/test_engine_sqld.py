@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from schema_registry import Registry, Row, SyncContext, SyncResult
+from schema_registry import Registry, Row, StatementFailed, SyncContext, SyncResult
 from service.backends.sqld import SqldBackend
 from service.config import load_settings
 from service.errors import Unavailable
@@ -110,6 +110,21 @@ def test_a_migration_that_orphans_rows_is_rolled_back(tmp_path: Path, backend: S
 
     assert _query(backend, "SELECT count(*) FROM child") == [(3,)]
     assert _query(backend, "SELECT count(*) FROM parent") == [(2,)]
+    assert _query(backend, "SELECT name FROM sqlite_schema WHERE name = 'extra'") == []
+    assert _query(backend, "SELECT version FROM schema_version") == [("1.0.0",)]
+
+
+def test_a_statement_sqld_refuses_is_a_typed_failure_naming_it(
+    tmp_path: Path, backend: SqldBackend
+) -> None:
+    bad = "UPDATE child SET nosuch = 1;"
+    registry = _at_1_0_0(tmp_path, backend, REBUILD_V1 + "CREATE TABLE extra (a);", bad)
+
+    with pytest.raises(StatementFailed) as caught:
+        _sync(backend, registry)
+
+    assert (caught.value.version, caught.value.statement) == ("1.1.0", bad)
+    assert "no such column: nosuch" in caught.value.sqlite_message
     assert _query(backend, "SELECT name FROM sqlite_schema WHERE name = 'extra'") == []
     assert _query(backend, "SELECT version FROM schema_version") == [("1.0.0",)]
 

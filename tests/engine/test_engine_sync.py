@@ -589,6 +589,36 @@ def test_database_newer_than_the_target_is_refused(
     assert snapshot(db) == before
 
 
+def test_a_database_at_a_version_the_registry_lacks_is_ahead_when_it_holds_everything(
+    tmp_path: Path,
+) -> None:
+    """A service rolled back to 1.0.0 meets a database its newer release took to 1.1.0: it
+    is served as it is (nothing written); one lacking what 1.0.0 expects is refused."""
+    new = make_registry(
+        tmp_path / "new",
+        V("1.0.0", "CREATE TABLE t (a)"),
+        V("1.1.0", "CREATE TABLE t (a); CREATE TABLE u (b)"),
+    )
+    old = make_registry(tmp_path / "old", V("1.0.0", "CREATE TABLE t (a)"))
+    db = tmp_path / "user.db"
+    run_sync(db, new)
+    before = snapshot(db)
+
+    result = run_sync(db, old)
+
+    assert (result.status, result.from_version, result.to_version) == ("ahead", "1.1.0", "1.0.0")
+    assert result.up_to_date
+    assert result.warnings == (
+        "the database is at 1.1.0, newer than this service's 1.0.0, and holds everything "
+        "1.0.0 expects: served as it is",
+    )
+    assert len(result.extras) == 1  # table u, kept
+    assert snapshot(db) == before
+    execute_script(db, "DROP TABLE t")
+    with pytest.raises(NewerDatabaseError, match="create table t"):
+        run_sync(db, old)
+
+
 def test_unknown_target_version_names_the_known_ones(tmp_path: Path, example: Registry) -> None:
     with pytest.raises(SyncError) as caught:
         run_sync(tmp_path / "user.db", example, target="9.9.9")
