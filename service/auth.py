@@ -8,7 +8,6 @@ never be used as an HMAC secret (algorithm confusion).
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from pathlib import Path
@@ -16,12 +15,16 @@ from typing import Any, Final
 
 import jwt
 import msgspec
+import structlog
 
 from service.config import SYMMETRIC, Settings
 from service.errors import BadRequest, Forbidden, Unauthorized
+from service.jwks import JwksKeys
 
 USER_ID_PATTERN: Final = r"^[A-Za-z0-9_-]{1,64}$"
 _USER_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+log = structlog.get_logger("tenantdb.auth")
 
 
 class Identity(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,11 +55,8 @@ class Authenticator:
         if settings.jwt_public_key_file:
             self._public_key = Path(settings.jwt_public_key_file).read_text(encoding="utf-8")
         self._jwks = (
-            jwt.PyJWKClient(
-                settings.jwks_url,
-                cache_jwk_set=True,
-                lifespan=300,
-                cooldown_duration=settings.jwks_cooldown,
+            JwksKeys(
+                settings.jwks_url, timeout=settings.jwks_timeout, cooldown=settings.jwks_cooldown
             )
             if settings.jwks_url
             else None
@@ -81,12 +81,14 @@ class Authenticator:
     async def _verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
+        except jwt.PyJWTError:
             raise Unauthorized("token is malformed") from None
-        alg = header.get("alg")
-        if alg not in self._allowed:
+        alg, kid = header.get("alg"), header.get("kid")
+        if not isinstance(alg, str) or alg not in self._allowed:
             raise Unauthorized(f"token algorithm {alg!r} is not allowed")
-        key = await self._key_for(alg, token)
+        if kid is not None and not isinstance(kid, str):
+            raise Unauthorized("token header 'kid' must be a string")
+        key = await self._key_for(alg, kid)
         s = self._settings
         try:
             return jwt.decode(
@@ -108,25 +110,37 @@ class Authenticator:
             raise Unauthorized("token issuer is not accepted") from None
         except jwt.MissingRequiredClaimError as exc:
             raise Unauthorized(f"token lacks the '{exc.claim}' claim") from None
-        except jwt.InvalidTokenError:
+        except jwt.InvalidSignatureError:
+            if s.environment == "development" and alg in SYMMETRIC:
+                log.warning(
+                    "auth.token_not_signed_by_this_server",
+                    reason="a well-formed token not signed by this server's development "
+                    "secret: `tenantdb token` run with another TENANTDB_DATA_DIR signs with "
+                    "that directory's .dev-jwt-secret",
+                )
+            raise Unauthorized("token signature or format is invalid") from None
+        except (jwt.PyJWTError, TypeError, ValueError):
+            # Any header or claim the library cannot take (a `crit` extension it does not
+            # know, a key of the wrong type for the header): a token that cannot be
+            # verified, so 401 whatever the cause.
             raise Unauthorized("token signature or format is invalid") from None
 
-    async def _key_for(self, alg: str, token: str) -> Any:
+    async def _key_for(self, alg: str, kid: str | None) -> Any:
         if alg in SYMMETRIC:
             if not self._settings.jwt_secret:
                 raise Unauthorized("HS* tokens are not accepted: no shared secret is configured")
             return self._settings.jwt_secret
         if self._jwks is not None:
             try:
-                # PyJWKClient fetches over the network on a cache miss: keep it off the loop.
-                signing = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
+                return await self._jwks.key(kid)
             except jwt.PyJWKClientError as exc:
                 raise Unauthorized(f"no signing key for this token in the JWKS: {exc}") from None
-            return signing.key
         return self._public_key
 
     def _is_admin(self, claims: dict[str, Any]) -> bool:
         role = self._settings.admin_role
+        if not role.strip():  # refused at start-up too: an empty name would match anyone
+            return False
         roles = claims.get("roles")
         scope = claims.get("scope")
         scp = claims.get("scp")

@@ -17,7 +17,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
-from schema_registry import NewerDatabaseError, SchemaRegistryError
+from schema_registry import NewerDatabaseError, SchemaRegistryError, StatementFailed
 from service.backends.base import (
     BackendError,
     BackendUnavailable,
@@ -97,7 +97,8 @@ class CatalogError(ServiceError):
 
 # Status, code and extra headers of each backend error.
 BACKEND_STATUS: dict[type[BackendError], tuple[int, str, dict[str, str] | None]] = {
-    DatabaseMissing: (404, "database_missing", None),
+    # Raised for a tenant the catalog knows (a user with no row is a 404 not_found).
+    DatabaseMissing: (409, "database_missing", None),
     BackendUnavailable: (503, "storage_unavailable", None),
     DatabaseBusy: (503, "database_busy", {"Retry-After": "1"}),
     StorageFull: (507, "storage_full", None),
@@ -125,7 +126,13 @@ def backend_error_handler(_: Request[Any, Any, Any], exc: BackendError) -> Respo
     return _body(status, code, exc.message, headers)
 
 
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found"}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+}
 
 
 def http_exception_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -150,9 +157,12 @@ def _validation_text(extra: Any) -> str:
 
 
 def registry_error_handler(_: Request[Any, Any, Any], exc: SchemaRegistryError) -> Response[Any]:
-    newer = isinstance(exc, NewerDatabaseError)
     log.error("schema.sync_failed", error=str(exc))
-    return _body(409 if newer else 500, "database_newer" if newer else "sync_failed", str(exc))
+    if isinstance(exc, NewerDatabaseError):
+        return _body(409, "database_newer", str(exc))
+    if isinstance(exc, StatementFailed):  # rolled back: the database is as it was
+        return _body(409, "sync_failed", str(exc))
+    return _body(500, "sync_failed", str(exc))
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from typing import Final, Literal, get_args
 
-from schema_registry import SyncResult
+from schema_registry import SyncResult, version_key
 
 # What the catalog keeps: created and not yet synced; synced (at its schema_version);
 # pending (a sync that did not apply, in verify mode, found changes to make); drifted (the
-# sync refused to change what differs); failed (its last sync raised).
-Stored = Literal["provisioned", "synced", "pending", "drifted", "failed"]
+# sync refused to change what differs); failed (its last sync raised); damaged (its file is
+# not a sound SQLite database: left as it is for an operator).
+Stored = Literal["provisioned", "synced", "pending", "drifted", "failed", "damaged"]
 # What a reader sees: `synced` split against the registry's current version.
-TenantStatus = Literal["provisioned", "current", "out_of_date", "drifted", "failed"]
+# "ahead": synced at a version newer than this service's registry (a rollback).
+TenantStatus = Literal[
+    "provisioned", "current", "out_of_date", "ahead", "drifted", "failed", "damaged"
+]
 TENANT_STATUSES: Final[tuple[TenantStatus, ...]] = get_args(TenantStatus)
 
 # What a rollout did to one tenant (a dry run says would_apply instead of upgraded).
@@ -30,7 +34,16 @@ def status_of(stored: Stored, version: str | None, current: str) -> TenantStatus
         return "out_of_date"
     if stored != "synced":
         return stored
-    return "current" if version == current else "out_of_date"
+    if version == current:
+        return "current"
+    if newer(version, current):
+        return "ahead"
+    return "out_of_date"
+
+
+def newer(version: str | None, than: str) -> bool:
+    """Whether a recorded version is past `than` ("none": never synced, is not)."""
+    return version not in (None, "none") and version_key(version) > version_key(than)
 
 
 def stored_after(result: SyncResult) -> Stored:

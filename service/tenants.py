@@ -19,12 +19,22 @@ from typing import Literal, Protocol
 import msgspec
 import structlog
 
-from schema_registry import HistoryRow, Registry, Stamp, SyncContext, SyncResult, utc_now
-from service.backends.base import Backend
+from schema_registry import (
+    HistoryRow,
+    NewerDatabaseError,
+    Registry,
+    Stamp,
+    StatementFailed,
+    SyncContext,
+    SyncResult,
+    utc_now,
+)
+from service.backends.base import Backend, BackendError, DatabaseDamaged, DatabaseMissing
 from service.catalog import AuditEntry, Catalog, TenantRecord
-from service.errors import Forbidden, NotFound
-from service.status import stored_after
+from service.errors import Forbidden, NotFound, Unavailable
+from service.status import Stored, stored_after
 
+BackupChoice = Literal["policy", "always", "never"]
 # Who asked for a sync: recorded in the audit trail and the tenant's history rows.
 # "recovered" marks a change a killed rollout applied without its catalog write.
 Trigger = Literal["sign-in", "manual", "cli", "fleet", "admin", "restore", "recovered"]
@@ -48,7 +58,9 @@ class SyncRequest(msgspec.Struct, frozen=True, kw_only=True):
     # database's own history, read in the sync's transaction, is the authority) and the
     # catalog write waits for `Catalog.flush`.
     batched: bool = False
-    backup: bool = True  # False: a restore re-stamping the copy it has just put back
+    # "policy": TENANTDB_BACKUP_POLICY decides; "always": a copy before any change (a
+    # rollout in waves); "never": a restore re-stamping the copy it has just put back.
+    backup: BackupChoice = "policy"
 
 
 class SyncEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,10 +79,29 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     record: TenantRecord
     result: SyncResult | None  # None: the fast path found it current
     created: bool = False
+    backup: str | None = None  # the copy taken before this sync changed the database
 
     @property
     def synced(self) -> bool:
         return self.result is None or self.result.up_to_date
+
+
+def _refused(request: SyncRequest, record: TenantRecord, exc: Exception) -> AuditEntry | None:
+    """The audit entry of a sync SQLite refused a statement of (rolled back): which version,
+    which statement, and SQLite's reason; None for other failures."""
+    if not isinstance(exc, StatementFailed):
+        return None
+    return AuditEntry(
+        at=utc_now(),
+        user_id=record.user_id,
+        trigger=request.trigger,
+        actor=request.actor,
+        from_version=record.schema_version,
+        to_version=exc.version,
+        status=f"failed: {exc.sqlite_message}",
+        changes_applied=0,
+        statements=(exc.statement,),
+    )
 
 
 def _recovered(record: TenantRecord, result: SyncResult) -> AuditEntry:
@@ -93,15 +124,25 @@ class Safeguard(Protocol):
     """What runs before a sync changes an existing database, and after an account is
     deleted (backups: service/operations/backups.py)."""
 
-    async def before_change(self, record: TenantRecord, target: str) -> None: ...
+    def wanted(self, from_version: str | None, target: str) -> bool:
+        """Whether the policy asks for a copy before a sync from `from_version` to
+        `target` changes the database."""
+        ...
+
+    async def before_change(self, record: TenantRecord, target: str) -> str | None:
+        """Copy the database; the copy's path (None: there was no database to copy)."""
+        ...
 
     async def forget(self, user_id: str) -> None: ...
 
 
 class SyncObserver(Protocol):
-    """Hears every full sync, on the event loop (metrics)."""
+    """Hears every full sync and every sign-in the fast path answered, on the event loop
+    (metrics)."""
 
     def __call__(self, event: SyncEvent) -> None: ...
+
+    def fast_path(self) -> None: ...
 
 
 async def remove_export(path: Path) -> None:
@@ -167,10 +208,15 @@ class TenantService:
     ) -> Outcome:
         record = await self.catalog.get(user_id)
         if record is not None and (email is None or email == record.email):
-            stamp = await self.backend.check(record.location, self.registry, record.stamp)
+            try:
+                stamp = await self.backend.check(record.location, self.registry, record.stamp)
+            except BackendError:  # e.g. a delete racing this sign-in: decided under the lock
+                stamp = None
             if stamp is not None:
                 if stamp != record.stamp:
                     record = await self._remember(record, stamp=stamp)
+                if self.observer is not None:
+                    self.observer.fast_path()
                 return Outcome(record=record, result=None)
         request = SyncRequest(
             user_id=user_id,
@@ -215,16 +261,17 @@ class TenantService:
 
         The caller removes it with `remove_export` once it has been sent.
         """
-        record = await self.catalog.get(user_id)
-        if record is None:
-            raise NotFound(f"no database for user {user_id}: nothing to export")
-        folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="tenantdb-export-"))
-        dest = folder / f"{user_id}.db"
-        try:
-            await self.backend.export(record.location, dest)
-        except BaseException:
-            await remove_export(dest)
-            raise
+        async with self._locks.hold(user_id):  # a delete waits for the copy, or goes first
+            record = await self.catalog.get(user_id, fresh=True)
+            if record is None:
+                raise NotFound(f"no database for user {user_id}: nothing to export")
+            folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="tenantdb-export-"))
+            dest = folder / f"{user_id}.db"
+            try:
+                await self.backend.export(record.location, dest)
+            except BaseException:
+                await remove_export(dest)
+                raise
         log.info("tenant.exported", user_id=user_id)
         return dest
 
@@ -235,8 +282,9 @@ class TenantService:
         return await self.backend.check(record.location, self.registry, record.stamp) is not None
 
     async def history(self, user_id: str) -> list[HistoryRow]:
-        record = await self.catalog.get(user_id)
-        rows = None if record is None else await self.backend.history(record.location)
+        async with self._locks.hold(user_id):  # not while a delete removes the file
+            record = await self.catalog.get(user_id, fresh=True)
+            rows = None if record is None else await self.backend.history(record.location)
         if rows is None:
             raise NotFound(f"no database for user {user_id}: call POST /api/user/initialize first")
         return rows
@@ -256,34 +304,46 @@ class TenantService:
                 if reread
                 else self.catalog.cached(user_id)
             )
+            if record is None and not request.create:  # deleted while this request waited
+                raise NotFound(f"no database for user {user_id}")
             location = record.location if record else self.backend.location(user_id)
             if record is None:
                 record = TenantRecord(
                     user_id=user_id, email=request.email, location=location, created_at=utc_now()
                 )
-            elif (
-                apply
-                and request.backup
-                and self.safeguard is not None
-                and record.schema_version != target
-            ):  # the catalog says the database is elsewhere: the sync will change it
-                await self.safeguard.before_change(record, target)
+            backup = None
             try:
+                if apply and request.backup != "never" and record.stamp is not None:
+                    always = request.backup == "always"
+                    backup = await self._safeguard(record, target, always=always)
                 result, created = await self.backend.sync(
                     location,
                     self.registry,
                     apply=apply,
                     known=record.stamp,
                     context=SyncContext(trigger=request.trigger, environment=self.environment),
-                    create=request.create,
+                    # Only a user with no catalog row is new: a known tenant's database that
+                    # is gone had data, and is never provisioned again in silence.
+                    create=request.create and record.stamp is None,
                     target=request.target,
                 )
-            except Exception:  # any engine, SQLite or server error: record it, re-raise
-                if apply and record.stamp is not None:  # a known tenant whose sync failed
-                    failed = msgspec.structs.replace(
-                        record, status="failed", last_sync_at=utc_now()
+            except Exception as exc:  # any engine, SQLite or server error: record it, re-raise
+                # A downgrade refused, or a backup that could not be taken: the database
+                # was not touched and is as healthy as it was.
+                healthy = isinstance(exc, NewerDatabaseError | Unavailable)
+                if apply and record.stamp is not None and not healthy:  # a known tenant failed
+                    status: Stored = "damaged" if isinstance(exc, DatabaseDamaged) else "failed"
+                    failed = msgspec.structs.replace(record, status=status, last_sync_at=utc_now())
+                    await self.catalog.put(
+                        failed, audit=_refused(request, record, exc), defer=defer
                     )
-                    await self.catalog.put(failed, defer=defer)
+                if isinstance(exc, DatabaseMissing) and record.stamp is not None:
+                    raise DatabaseMissing(
+                        f"the database of {user_id} is gone although the catalog lists it "
+                        "(a moved or deleted data directory?): restore a backup "
+                        f"(`tenantdb db restore {user_id} FILE`), or delete the user "
+                        f"(DELETE /api/user/{user_id} as an admin) to start over"
+                    ) from exc
                 raise
             if request.email is not None and request.email != record.email:
                 record = msgspec.structs.replace(record, email=request.email)
@@ -315,7 +375,34 @@ class TenantService:
                     result=result,
                 )
             )
-        return Outcome(record=record, result=result, created=created)
+        return Outcome(record=record, result=result, created=created, backup=backup)
+
+    async def _safeguard(self, record: TenantRecord, target: str, *, always: bool) -> str | None:
+        """Back up before a sync that will change the database, when the policy (or the
+        request, `always`) asks: the catalog says it is at another version, or (a repair at
+        the same version) a dry run finds statements to run. The copy's path, if one was
+        taken."""
+        guard = self.safeguard
+        if guard is None or not (always or guard.wanted(record.schema_version, target)):
+            return None
+        if record.schema_version == target and not await self._will_repair(record, target):
+            return None
+        return await guard.before_change(record, target)
+
+    async def _will_repair(self, record: TenantRecord, target: str) -> bool:
+        """Whether a sync of a tenant at `target` would run statements (a dropped table
+        made again, say), as opposed to finding it current or only re-arming the fast path."""
+        if await self.backend.check(record.location, self.registry, record.stamp) is not None:
+            return False
+        result, _ = await self.backend.sync(
+            record.location,
+            self.registry,
+            apply=False,
+            known=record.stamp,
+            context=SyncContext(environment=self.environment),
+            target=target,
+        )
+        return bool(result.statements)
 
     async def _catalog_behind(self, record: TenantRecord, result: SyncResult) -> bool:
         """The database is at a version its catalog row never recorded: a rollout applied

@@ -8,6 +8,7 @@ written, costs seconds and gives the same databases and catalog.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sqlite3
 from collections.abc import Iterable
@@ -43,10 +44,10 @@ def build_template(path: Path, registry: Registry, version: str, *, rows: str = 
 
 
 def locations(data_dir: Path, users: Iterable[str]) -> dict[str, str]:
-    """Where the local backend keeps each user's file."""
+    """The path of each user's file where the local backend keeps it."""
     backend = LocalBackend(data_dir, workers=1, cache_size=0)
     try:
-        return {user: backend.location(user) for user in users}
+        return {user: backend.path(backend.location(user)) for user in users}
     finally:
         asyncio.run(backend.close())
 
@@ -77,9 +78,12 @@ def register_fleet(settings: Settings, places: dict[str, str], template: Path) -
     """Catalog rows as a sync to the template's version would have left them."""
     version, content_hash, cookie = stamp_of(template)
 
+    # The catalog keeps locations relative to the data directory.
+    relative = {user: os.path.relpath(path, settings.data_path) for user, path in places.items()}
+
     async def work() -> None:
         async with open_runtime(settings) as tenants:
-            for user, location in places.items():
+            for user, location in relative.items():
                 await tenants.catalog.put(
                     TenantRecord(
                         user_id=user,

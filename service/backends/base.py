@@ -7,6 +7,7 @@ backend turns its own faults (SQLite result codes, sqld's answers) into these ty
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -106,6 +107,17 @@ class Backend(Protocol):
         """Replace the database's content with the SQLite file `source`, in one transaction
         that every open connection sees (made again when it was lost); on failure the
         database is unchanged."""
+        ...
+
+    def databases(self) -> AsyncIterator[str]:
+        """The location of every tenant database there is (the catalog's own left out), so
+        `tenantdb fleet reconcile` can find databases the catalog lost; BackendUnavailable
+        when the backend cannot list them (never a short list passed off as whole)."""
+        ...
+
+    def owner(self, location: str) -> str | None:
+        """The user id a location belongs to when its name proves it (`location(user)` is
+        this location), else None: an unknown owner, never a guess."""
         ...
 
     async def ping(self) -> bool: ...

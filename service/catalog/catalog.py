@@ -10,6 +10,7 @@ path (the tenant's own history row is the authority).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Final
 
@@ -62,6 +63,9 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
     id: int | None = None
 
 
+_KEEP_LIST: Final = "INSERT OR IGNORE INTO statement_lists (digest, statements) VALUES (?, ?)"
+CACHE_ROWS: Final = 100_000  # about 30 MB of rows per process at most
+
 _AUDIT_COLUMNS: Final = (
     "id, at, user_id, trigger, actor, from_version, to_version, status, changes_applied, statements"
 )
@@ -94,6 +98,9 @@ class Catalog:
     def __init__(self, store: Database) -> None:
         self.store = store
         self.rollouts = RolloutStore(store)  # fleet rollout jobs live in the same database
+        # Rows read or written, oldest first out past CACHE_ROWS: a process's memory must not
+        # grow with the fleet. First in, first out (a hit does not reorder): nothing to do
+        # on a returning user's read, and an evicted row costs one read from the store.
         self._cache: dict[str, TenantRecord] = {}
         # Writes a fleet rollout defers to its next progress save (`flush`): the newest row
         # per tenant, and audit entries in order. Newer than the store, so reads see them.
@@ -104,6 +111,13 @@ class Catalog:
     async def open(self) -> None:
         """Bring the catalog's tables to their current version (`tables.open_tables`)."""
         await open_tables(self.store)
+
+    def _keep(self, record: TenantRecord) -> None:
+        cache = self._cache
+        cache.pop(record.user_id, None)  # to the back of the line
+        cache[record.user_id] = record
+        if len(cache) > CACHE_ROWS:
+            del cache[next(iter(cache))]
 
     def cached(self, user_id: str) -> TenantRecord | None:
         return self._cache.get(user_id)
@@ -120,7 +134,7 @@ class Catalog:
         if record is None:
             self._cache.pop(user_id, None)
         else:
-            self._cache[user_id] = record
+            self._keep(record)
         return record
 
     async def put(
@@ -133,8 +147,8 @@ class Catalog:
         which writes hundreds of rows in one transaction instead of one each). Deferred rows
         only mirror tenant databases: one lost in a crash is rewritten by the next sync.
         """
-        self._cache[record.user_id] = record
         if defer:
+            self._keep(record)
             self._pending[record.user_id] = record
             if audit is not None:
                 self._pending_audit.append(audit)
@@ -142,8 +156,15 @@ class Catalog:
         self._forget_pending(record.user_id)  # superseded: a flush must not write it back
         statements = [_tenant_insert(record)]
         if audit is not None:
-            statements.append(_audit_insert(audit))
-        await self.store.fetch_many(statements)
+            statements += _audit_insert(audit)
+        try:
+            await self.store.fetch_many(statements)
+        except BaseException:
+            # Not written: the cache must not claim it was, or the next sign-in would take
+            # the fast path and never write the row (a tenant lost from the catalog).
+            self._cache.pop(record.user_id, None)
+            raise
+        self._keep(record)
 
     async def flush(self) -> None:
         """Write the deferred rows in one batch; kept for the next flush if that fails."""
@@ -152,7 +173,7 @@ class Catalog:
         records, audits = self._pending, self._pending_audit
         self._pending, self._pending_audit, self._flushing = {}, [], records
         statements = [_tenant_insert(r) for r in records.values()]
-        statements += [_audit_insert(a) for a in audits]
+        statements += [s for a in audits for s in _audit_insert(a)]
         try:
             await self.store.fetch_many(statements)
         except BaseException:
@@ -176,13 +197,13 @@ class Catalog:
         *,
         version: str | None = None,
         status: TenantStatus | None = None,
-        current: str | None = None,
+        versions: Sequence[str] | None = None,
         after: str | None = None,
         limit: int = 100,
     ) -> list[TenantRecord]:
         """A page of tenants ordered by user id, filtered by version ("none": never synced)
-        and by status; "current" and "out_of_date" are judged against `current`, the
-        registry's current version."""
+        and by status; "current", "out_of_date" and "ahead" are judged against the
+        registry's `versions` (oldest first)."""
         where = ["user_id > ?"]
         params: list[Value] = [after or ""]
         if version == "none":
@@ -191,7 +212,7 @@ class Catalog:
             where.append("schema_version = ?")
             params.append(version)
         if status is not None:
-            clause, values = _status_filter(status, current)
+            clause, values = _status_filter(status, versions)
             where.append(clause)
             params += values
         rows = await self.store.fetch(
@@ -204,23 +225,26 @@ class Catalog:
 
     def learn(self, records: list[TenantRecord]) -> None:
         """Cache rows just read from the store (here, or by the process that sent them)."""
-        self._cache.update((r.user_id, r) for r in records)
+        for record in records:
+            self._keep(record)
 
     async def record_audit(self, entry: AuditEntry) -> None:
-        await self.store.execute(*_audit_insert(entry))
+        await self.store.fetch_many(_audit_insert(entry))
 
     async def audit(
         self, *, user_id: str | None = None, before: int | None = None, limit: int = 100
     ) -> list[AuditEntry]:
         """Audit entries, newest first; page with `before` (an entry id)."""
-        where = ["id < ?"]
+        where = ["a.id < ?"]
         params: list[Value] = [before if before is not None else 2**62]
         if user_id is not None:
-            where.append("user_id = ?")
+            where.append("a.user_id = ?")
             params.append(user_id)
+        columns = ", ".join(f"a.{c}" for c in _AUDIT_COLUMNS.split(", ")[:-1])
         rows = await self.store.fetch(
-            f"SELECT {_AUDIT_COLUMNS} FROM audit_log WHERE {' AND '.join(where)} "
-            "ORDER BY id DESC LIMIT ?",
+            f"SELECT {columns}, coalesce(l.statements, a.statements) FROM audit_log AS a "
+            "LEFT JOIN statement_lists AS l ON l.digest = a.statements_digest "
+            f"WHERE {' AND '.join(where)} ORDER BY a.id DESC LIMIT ?",
             (*params, limit),
         )
         return [
@@ -239,6 +263,11 @@ class Catalog:
             for r in rows
         ]
 
+    async def count(self, status: Stored) -> int:
+        """Tenants stored with this status (by its index): damaged ones for health checks."""
+        rows = await self.store.fetch("SELECT count(*) FROM tenants WHERE status = ?", (status,))
+        return int(rows[0][0])  # type: ignore[arg-type]
+
     async def summary(self) -> tuple[int, dict[str, int], int]:
         """(tenant count, tenants by version, drifted tenants) for health and metrics."""
         by_version = {
@@ -251,15 +280,24 @@ class Catalog:
         return sum(by_version.values()), by_version, int(drifted[0][0])  # type: ignore[arg-type]
 
 
-def _status_filter(status: TenantStatus, current: str | None) -> tuple[str, list[Value]]:
-    """The WHERE clause of tenants with this status (`status_of`, in SQL)."""
-    if status in ("current", "out_of_date") and current is None:
-        raise ValueError(f"status {status!r} is judged against the current version: pass it")
+def _status_filter(status: TenantStatus, versions: Sequence[str] | None) -> tuple[str, list[Value]]:
+    """The WHERE clause of tenants with this status (`status_of`, in SQL), judged against
+    the registry's `versions` (oldest first, the current one last)."""
+    if status not in ("current", "out_of_date", "ahead"):
+        return "status = ?", [status]
+    if not versions:
+        raise ValueError(f"status {status!r} is judged against the registry: pass its versions")
+    *older, current = versions
+    marks = ", ".join("?" * len(versions))
     if status == "current":
         return "(status = 'synced' AND schema_version = ?)", [current]
-    if status == "out_of_date":
-        return "(status = 'pending' OR (status = 'synced' AND schema_version IS NOT ?))", [current]
-    return "status = ?", [status]
+    if status == "ahead":  # at a version this registry does not have (a newer release's)
+        return f"(status = 'synced' AND schema_version NOT IN ({marks}))", list(versions)
+    behind = ", ".join("?" * len(older)) or "NULL"
+    return (
+        f"(status = 'pending' OR (status = 'synced' AND schema_version IN ({behind})))",
+        list[Value](older),
+    )
 
 
 def _tenant_insert(record: TenantRecord) -> tuple[str, Sequence[Value]]:
@@ -269,21 +307,31 @@ def _tenant_insert(record: TenantRecord) -> tuple[str, Sequence[Value]]:
     )
 
 
-def _audit_insert(entry: AuditEntry) -> tuple[str, Sequence[Value]]:
-    return (
-        f"INSERT INTO audit_log ({_AUDIT_COLUMNS}) VALUES (NULL,?,?,?,?,?,?,?,?,?)",
+def _audit_insert(entry: AuditEntry) -> list[tuple[str, Sequence[Value]]]:
+    """The entry, its statement list stored once by digest (the same plan ran for many)."""
+    statements = msgspec.json.encode(entry.statements).decode()
+    digest = hashlib.sha256(statements.encode()).hexdigest()[:32]
+    return [
         (
-            entry.at,
-            entry.user_id,
-            entry.trigger,
-            entry.actor,
-            entry.from_version,
-            entry.to_version,
-            entry.status,
-            entry.changes_applied,
-            msgspec.json.encode(entry.statements).decode(),
+            "INSERT OR IGNORE INTO statement_lists (digest, statements) VALUES (?, ?)",
+            (digest, statements),
         ),
-    )
+        (
+            f"INSERT INTO audit_log ({_AUDIT_COLUMNS}, statements_digest) "
+            "VALUES (NULL,?,?,?,?,?,?,?,?,'',?)",
+            (
+                entry.at,
+                entry.user_id,
+                entry.trigger,
+                entry.actor,
+                entry.from_version,
+                entry.to_version,
+                entry.status,
+                entry.changes_applied,
+                digest,
+            ),
+        ),
+    ]
 
 
 def _record(row: Row) -> TenantRecord:

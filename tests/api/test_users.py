@@ -115,6 +115,56 @@ def test_verify_mode_reports_and_only_an_admin_sync_applies(serve: Any, tmp_path
     assert versions(tenant) == ["1.1.0", "1.2.0"]
 
 
+def test_verify_mode_reports_pending_changes_apart_from_applied_ones(serve: Any) -> None:
+    """A tenant missing only an optional table, in verify mode: nothing was applied, and
+    the answer says so and names what is pending."""
+    server = serve()
+    tenant = server.tenant(server.initialize("opal"))
+    tenant.script("DROP TABLE rate_limit_violations")
+    server = serve(sync_mode="verify")
+
+    body = server.initialize("opal").json()
+
+    assert (body["changes_applied"], body["changes"]) == (0, [])
+    assert body["pending"] == [
+        "create table rate_limit_violations (5 columns)",
+        "create index idx_rate_limit_violations_occurred_at on rate_limit_violations",
+    ]
+    assert "2 optional change(s) pending" in body["message"]
+    assert [
+        r
+        for (r,) in tenant.query(
+            "SELECT name FROM sqlite_schema WHERE name = 'rate_limit_violations'"
+        )
+    ] == []
+
+
+def test_a_database_ahead_of_a_rolled_back_service_is_served_as_it_is(
+    serve: Any, tmp_path: Path
+) -> None:
+    """The newer release took alice to 1.2.0; the service rolled back to 1.1.0 answers
+    with her URL and a warning, writes nothing, and lists her as ahead."""
+    server = serve()
+    tenant = server.tenant(server.initialize("alice"))
+    before = tenant.query(SCHEMA)
+    rolled_back = serve(registry=registry_upto(tmp_path, "1.1.0"))
+
+    response = rolled_back.initialize("alice")
+
+    body = response.json()
+    assert response.status_code == 200, response.text
+    assert (body["schema_synced"], body["changes_applied"]) == (True, 0)
+    assert body["database_url"]
+    assert "newer than this service's 1.1.0" in body["warnings"][0]
+    assert tenant.query(SCHEMA) == before
+    assert versions(tenant) == ["1.2.0"]
+    with rolled_back.client() as client:
+        admin = rolled_back.headers("ops", admin=True)
+        ahead = client.get("/api/admin/tenants", params={"status": "ahead"}, headers=admin)
+    assert [t["user_id"] for t in ahead.json()["tenants"]] == ["alice"]
+    assert ahead.json()["tenants"][0]["status"] == "ahead"
+
+
 def test_verify_mode_still_provisions_a_new_user(serve: Any) -> None:
     server = serve(sync_mode="verify")
     body = server.initialize("gina").json()

@@ -48,6 +48,11 @@ def notes_registry(folder: Path, upto: str = "1.1.0") -> Path:
     return folder
 
 
+def local_file(operator: Operator, location: str) -> Path:
+    """The file of a local tenant's location (the catalog keeps it relative to the data dir)."""
+    return operator.settings.data_path / location
+
+
 def run_sql(operator: Operator, user: str, *statements: str) -> list[list[tuple[Any, ...]]]:
     """Run statements on a tenant's database the way an app would: the file, or sqld."""
 
@@ -55,7 +60,7 @@ def run_sql(operator: Operator, user: str, *statements: str) -> list[list[tuple[
         record = await tenants.catalog.get(user)
         assert record is not None
         if tenants.backend.kind == "local":
-            conn = sqlite3.connect(record.location, isolation_level=None)
+            conn = sqlite3.connect(local_file(operator, record.location), isolation_level=None)
             try:
                 return [conn.execute(s).fetchall() for s in statements]
             finally:

@@ -14,6 +14,8 @@ import structlog
 from structlog.testing import LogCapture
 
 from schema_registry import Row, SqliteDatabase, connect
+from service.backends.base import DatabaseMissing
+from service.backends.local import LocalBackend
 from service.backends.sqld import SqldBackend
 from service.backends.sqld.restore import drop_statements
 from service.errors import BadRequest, Unavailable
@@ -41,7 +43,8 @@ async def run_sql(tenants: TenantService, user_id: str, *statements: str) -> lis
     pairs = [(sql, ()) for sql in statements]
     if isinstance(tenants.backend, SqldBackend):
         return await tenants.backend.database(record.location).fetch_many(pairs)
-    conn = connect(record.location, create=False)
+    assert isinstance(tenants.backend, LocalBackend)
+    conn = connect(tenants.backend.path(record.location), create=False)
     try:
         return await SqliteDatabase(conn).fetch_many(pairs)
     finally:
@@ -120,6 +123,21 @@ def test_retention_keeps_the_newest_backups(operator: Operator, tmp_path: Path) 
     assert len(list(folder.iterdir())) == 1  # no partial files left behind
 
 
+def test_policy_always_backs_up_before_a_repair_at_the_same_version(operator: Operator) -> None:
+    """A repair changes the database although its version stays: `always` copies it first;
+    a sync that finds it current, or only an extra table beside the registry, copies
+    nothing."""
+    operator.values["backup_policy"] = "always"
+    operator.provision("ida")
+    sql(operator, "ida", "DROP INDEX idx_trades_symbol")
+    sync(operator, "ida")  # makes the index again
+    sql(operator, "ida", "CREATE TABLE scratch (x)")
+    sync(operator, "ida")  # an extra table is kept, nothing to repair
+    sync(operator, "ida")  # current
+
+    assert backed_up(operator, "ida") == [("1.2.0", "1.2.0")]
+
+
 def test_backup_dir_setting_and_log_event(
     operator: Operator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -162,18 +180,24 @@ def test_a_failed_backup_stops_the_upgrade(operator: Operator, tmp_path: Path) -
     assert sql(operator, "eve", HISTORY) == [[("1.1.0",)]]
 
 
-def test_a_lost_database_is_provisioned_again_without_a_backup(operator: Operator) -> None:
+def test_a_lost_database_is_never_provisioned_again_in_silence(operator: Operator) -> None:
+    """The catalog knows kim, so kim had data: a sign-in says the database is missing and
+    what to do, creates nothing, and takes no backup of nothing."""
     operator.values["backup_policy"] = "always"
     operator.provision("kim")
 
-    async def scenario(tenants: TenantService) -> bool:
+    async def scenario(tenants: TenantService) -> tuple[str, bool]:
         record = await tenants.catalog.get("kim")
         assert record is not None
         await tenants.backend.delete(record.location)
-        outcome = await tenants.initialize("kim", None)
-        return outcome.created
+        with pytest.raises(DatabaseMissing) as caught:
+            await tenants.initialize("kim", None)
+        return caught.value.message, await tenants.backend.exists(record.location)
 
-    assert operator.with_tenants(scenario) is True
+    message, recreated = operator.with_tenants(scenario)
+    assert "restore a backup" in message
+    assert "DELETE /api/user/kim" in message
+    assert recreated is False
     assert list_backups(operator.settings, "kim") == []
 
 

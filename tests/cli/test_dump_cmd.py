@@ -10,7 +10,7 @@ import pytest
 
 from schema_registry import load_registry
 from service.operations.dumps import file_name, previous_statuses, table_name
-from tests.cli.clikit import notes_registry, record_of, run_sql
+from tests.cli.clikit import local_file, notes_registry, record_of, run_sql
 from tests.cli.conftest import Operator
 
 NOTES_SQL = """\
@@ -180,7 +180,7 @@ def test_dump_of_an_unknown_user_fails(notes: Operator, tmp_path: Path) -> None:
 @pytest.mark.parametrize("backend_kind", ["local"])
 def test_one_failing_tenant_does_not_stop_dump_all(notes: Operator, tmp_path: Path) -> None:
     notes.provision("bob")
-    os.remove(record_of(notes, "alice").location)
+    os.remove(local_file(notes, record_of(notes, "alice").location))
     out = tmp_path / "schemas"
 
     code, stdout, _ = notes.cli("dump", "--all", str(out))

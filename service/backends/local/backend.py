@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final, Literal, TypeVar
@@ -44,17 +45,24 @@ class LocalBackend:
     kind: Final[Literal["local"]] = "local"
 
     def __init__(self, data_dir: Path, *, workers: int, cache_size: int) -> None:
+        self.data_dir = data_dir
         self.root = data_dir / "tenants"
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sqlite")
         self._pool = ConnectionPool(cache_size)
         self._checks = Batcher(self._executor)
 
     def location(self, user_id: str) -> str:
+        """Relative to the data directory, so a data directory moved or restored elsewhere
+        keeps every tenant's file (the catalog is moved with it)."""
         digest = hashlib.sha256(user_id.encode()).hexdigest()
-        return str(self.root / digest[:2] / digest[2:4] / f"{user_id}.db")
+        return f"tenants/{digest[:2]}/{digest[2:4]}/{user_id}.db"
+
+    def path(self, location: str) -> str:
+        """The file of a location in the current data directory."""
+        return os.path.join(self.data_dir, location)
 
     def database_url(self, location: str) -> str:
-        return f"file:{location}"
+        return f"file:{self.path(location)}"
 
     def database_token(self, user_id: str, location: str) -> str | None:
         return None  # a local file has nothing to authenticate against
@@ -66,7 +74,7 @@ class LocalBackend:
             if batched:
                 return await self._checks.run(fn)
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             typed = storage_fault(exc)
             if typed is None:
                 raise
@@ -94,6 +102,7 @@ class LocalBackend:
         target: str | None = None,
     ) -> tuple[SyncResult, bool]:
         """Sync one file; returns the result and whether the file was created now."""
+        location = self.path(location)  # the catalog keeps it relative
 
         def work() -> tuple[SyncResult, bool]:
             created = False
@@ -124,6 +133,7 @@ class LocalBackend:
 
     async def check(self, location: str, registry: Registry, known: Stamp | None) -> Stamp | None:
         """The fast path: the stamp the file is at when it is current, else None."""
+        location = self.path(location)  # the catalog keeps it relative
 
         def work() -> Stamp | None:
             try:
@@ -146,6 +156,7 @@ class LocalBackend:
 
     async def history(self, location: str) -> list[HistoryRow] | None:
         """The file's history rows, or None when there is no file."""
+        location = self.path(location)  # the catalog keeps it relative
 
         def work() -> list[HistoryRow] | None:
             if not os.path.exists(location):
@@ -155,18 +166,24 @@ class LocalBackend:
         return await self._run(work)
 
     async def delete(self, location: str) -> bool:
+        location = self.path(location)  # the catalog keeps it relative
+
         def work() -> bool:
             self._pool.discard(location)
             found = os.path.exists(location)
             for suffix in ("", "-wal", "-shm", "-journal"):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(location + suffix)
+            # Again: a check (it runs outside the tenant's lock) may have opened the file
+            # between the first discard and the removal; that connection must not be reused.
+            self._pool.discard(location)
             return found
 
         return await self._run(work)
 
     async def export(self, location: str, dest: Path) -> None:
         """SQLite's online backup: a consistent copy even while others write."""
+        location = self.path(location)  # the catalog keeps it relative
 
         def work() -> None:
             if not os.path.exists(location):
@@ -183,6 +200,7 @@ class LocalBackend:
         await self._run(work)
 
     async def exists(self, location: str) -> bool:
+        location = self.path(location)  # the catalog keeps it relative
         return await self._run(lambda: os.path.exists(location))
 
     async def restore(self, location: str, source: Path) -> None:
@@ -191,6 +209,7 @@ class LocalBackend:
         Connections elsewhere see the old database or the restored one, and SQLite sets the
         schema cookie to one past the old one, so no stamp recorded before can match it.
         """
+        location = self.path(location)  # the catalog keeps it relative
 
         def work() -> None:
             os.makedirs(os.path.dirname(location), exist_ok=True)
@@ -206,6 +225,22 @@ class LocalBackend:
 
         await self._run(work)
 
+    async def databases(self) -> AsyncIterator[str]:
+        """Every `tenants/AA/BB/USER.db`, listed in a worker thread one top folder at a time
+        (a few thousand names in memory, not the fleet's)."""
+        tops = await self._run(lambda: _folders(self.root))
+        for top in tops:
+            for location in await self._run(functools.partial(_files, self.root, top)):
+                yield location
+
+    def owner(self, location: str) -> str | None:
+        """The file name is the user id, accepted when its hash folders match it."""
+        name = os.path.basename(location)
+        user_id = name.removesuffix(".db")
+        if not name.endswith(".db") or not user_id or self.location(user_id) != location:
+            return None
+        return user_id
+
     async def ping(self) -> bool:
         return await self._run(
             lambda: self.root.parent.is_dir() and os.access(self.root.parent, os.W_OK)
@@ -214,3 +249,22 @@ class LocalBackend:
     async def close(self) -> None:
         await self._run(self._pool.close)
         self._executor.shutdown(wait=True)
+
+
+def _folders(root: Path) -> list[str]:
+    """The two-hex-digit folders under `root` (none when it is not there yet)."""
+    if not root.is_dir():
+        return []
+    return sorted(e.name for e in os.scandir(root) if e.is_dir() and len(e.name) == 2)
+
+
+def _files(root: Path, top: str) -> list[str]:
+    """The locations of the `*.db` files two levels under `root/top`."""
+    found = []
+    for middle in sorted(os.scandir(root / top), key=lambda e: e.name):
+        if not middle.is_dir():
+            continue
+        for entry in os.scandir(middle.path):
+            if entry.name.endswith(".db") and entry.is_file():
+                found.append(f"tenants/{top}/{middle.name}/{entry.name}")
+    return sorted(found)

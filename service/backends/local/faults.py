@@ -5,6 +5,7 @@ https://www.sqlite.org/rescode.html: the primary code is the low byte of the ext
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 
 from service.backends.base import (
@@ -34,8 +35,23 @@ _ADVICE: dict[type[BackendError], str] = {
 }
 
 
-def storage_fault(exc: sqlite3.Error) -> BackendError | None:
-    """The typed error for a storage fault, or None for any other SQLite error."""
+# What the file system says while a folder or file is made or copied (before SQLite).
+_OS_TYPES: dict[int, type[BackendError]] = {
+    errno.ENOSPC: StorageFull,
+    errno.EDQUOT: StorageFull,
+    errno.EROFS: BackendUnavailable,
+    errno.EACCES: BackendUnavailable,
+    errno.EPERM: BackendUnavailable,
+    errno.EIO: BackendUnavailable,
+    errno.ENOTDIR: BackendUnavailable,
+}
+
+
+def storage_fault(exc: sqlite3.Error | OSError) -> BackendError | None:
+    """The typed error for a storage fault, or None for any other error."""
+    if isinstance(exc, OSError):
+        kind = _OS_TYPES.get(exc.errno or 0)
+        return None if kind is None else kind(f"{_ADVICE[kind]} ({exc})")
     code = getattr(exc, "sqlite_errorcode", None)
     kind = None if code is None else _TYPES.get(code & 0xFF)
     if kind is None:

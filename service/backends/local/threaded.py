@@ -74,7 +74,7 @@ class ThreadedSqlite:
 
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, call)
-        except sqlite3.Error as exc:  # storage faults as the backend protocol's types
+        except (sqlite3.Error, OSError) as exc:  # storage faults as the backend protocol's types
             typed = storage_fault(exc)
             if typed is None:
                 raise

@@ -18,11 +18,12 @@ import re
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Final, Literal, TypeVar
 
 import jwt
+import msgspec
 import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -42,6 +43,7 @@ from service.backends.sqld.hrana import HranaDatabase, HranaError, HranaHttp, Na
 from service.backends.sqld.http1 import Http1Pool, HttpError
 from service.backends.sqld.restore import restore_namespace
 from service.backends.sqld.streams import StreamCache
+from service.backends.transient import BUDGET_SECONDS, RETRIES, TransientKind, delays
 from service.config import ConfigError, Settings
 
 T = TypeVar("T")
@@ -87,6 +89,9 @@ class SqldBackend:
         # Returning users' checks reuse streams held open per server (streams.py).
         self.streams = [StreamCache(settings.sqld_held_streams) for _ in settings.sqld_url]
         self._admin = [Http1Pool(url, limit=16) for url in settings.sqld_admin_url]
+        # Each shard's sqld --db-path, when this process can read it: how namespaces are
+        # listed where the admin API cannot list them (`databases`).
+        self.db_paths: tuple[Path, ...] = ()
         # location -> (stamp, monotonic deadline): checks confirmed current, reused for
         # sqld_check_ttl seconds. Bounded; oldest first out.
         self._confirmed: OrderedDict[str, tuple[Stamp, float]] = OrderedDict()
@@ -180,25 +185,51 @@ class SqldBackend:
         *,
         held: bool = False,
     ) -> T:
-        """Run `work`, retrying a 404; a persistent one is checked with the admin API.
-        A write lock sqld would not wait out is DatabaseBusy."""
+        """Run `work`, again while sqld answers with a transient fault (transient.py), within
+        the budget: a 404 (a few quick tries, then the admin API says whether the namespace
+        exists; if it does, sqld is loading it), SQLite busy, a failed checkpoint. Each is
+        an answer that changed nothing (a sync's transaction rolled back), so a whole sync
+        or check may run again. What still fails is typed: missing, busy, unavailable."""
         db = self.database(location, held=held)
-        for delay in (*RETRY_DELAYS, None):
+        quick, waits = iter(RETRY_DELAYS), delays()
+        confirmed = False
+        while True:
+            kind: TransientKind
             try:
                 return await work(db)
             except NamespaceMissing:
-                if delay is None:
-                    break
-                await asyncio.sleep(delay)
+                kind, wait = "loading", next(quick, None)
+                if wait is None:
+                    if not confirmed:
+                        await self._confirm_exists(location)
+                        confirmed = True
+                    wait = next(waits, None)
+                if wait is None:
+                    raise BackendUnavailable(
+                        "sqld is still loading this database; try again in a moment"
+                    ) from None
             except HranaError as exc:
-                if exc.busy:
-                    raise DatabaseBusy(f"another writer holds this database ({exc})") from exc
-                raise
+                found = exc.transient
+                if found is None:
+                    typed = _typed(exc)
+                    if typed is None:
+                        raise
+                    raise typed from exc
+                kind, wait = found, next(waits, None)
+                if wait is None:
+                    raise DatabaseBusy(
+                        f"another writer held this database for {BUDGET_SECONDS:g} s ({exc}); "
+                        "try again in a moment"
+                    ) from exc
+            RETRIES.add(kind)
+            await asyncio.sleep(wait)
+
+    async def _confirm_exists(self, location: str) -> None:
+        """After persistent 404s: DatabaseMissing unless the admin API knows the namespace."""
         shard, namespace = self.split(location)
-        if await self.namespace_exists(shard, namespace):
-            log.warning("sqld.false_namespace_404", namespace=namespace, shard=shard)
-            raise BackendUnavailable("sqld is busy loading this database; try again in a moment")
-        raise DatabaseMissing("no database for this user: call POST /api/user/initialize first")
+        if not await self.namespace_exists(shard, namespace):
+            raise DatabaseMissing("no database for this user: call POST /api/user/initialize first")
+        log.warning("sqld.false_namespace_404", namespace=namespace, shard=shard)
 
     # The Backend interface -------------------------------------------------------------
 
@@ -215,7 +246,8 @@ class SqldBackend:
         if (
             ttl
             and known is not None
-            and (known.version, known.content_hash) == (target.version, target.content_hash)
+            and known.version == target.version
+            and target.accepts(known.content_hash)
             and self._still_confirmed(location, known)
         ):
             return known
@@ -303,6 +335,50 @@ class SqldBackend:
         await self.create_namespace(shard, namespace)  # made again when it was lost
         await restore_namespace(self.database(location), source)
 
+    async def databases(self) -> AsyncIterator[str]:
+        """Every namespace on every shard but the catalog's, as `"{shard}/{namespace}"`."""
+        catalog = self._settings.sqld_catalog_namespace
+        for shard in range(len(self._admin)):
+            for namespace in await self._namespaces(shard):
+                if (shard, namespace) != (0, catalog):
+                    yield f"{shard}/{namespace}"
+
+    async def _namespaces(self, shard: int) -> list[str]:
+        """The admin API's list when it has one. sqld 0.24's answers `GET /v1/namespaces`
+        with an empty 200 (grpc-status 12, unimplemented): then the folders of its
+        `--db-path`/dbs (`db_paths`, one per shard), each confirmed by the admin API."""
+        status, text = await self._admin_request(shard, "GET", "/v1/namespaces")
+        listed = _namespace_list(text) if status == 200 else None
+        if listed is not None:
+            return sorted(listed)
+        if shard >= len(self.db_paths):
+            raise BackendUnavailable(
+                f"sqld at {self._admin[shard].base_url} cannot list its namespaces over the "
+                "admin API (GET /v1/namespaces is unimplemented in sqld 0.24): give the "
+                "folder of its --db-path (one per shard, in TENANTDB_SQLD_URL order)"
+            )
+        folder = self.db_paths[shard] / "dbs"
+        if not folder.is_dir():
+            raise BackendUnavailable(f"{folder} is not a folder: is it sqld's --db-path?")
+        names = sorted(await asyncio.to_thread(lambda: [e.name for e in folder.iterdir()]))
+        gate = asyncio.Semaphore(16)  # the admin pool's connections
+
+        async def confirmed(name: str) -> bool:
+            async with gate:
+                return await self.namespace_exists(shard, name)
+
+        found = await asyncio.gather(*(confirmed(n) for n in names))
+        return [name for name, ok in zip(names, found, strict=True) if ok]
+
+    def owner(self, location: str) -> str | None:
+        """The slug before the hash, when it is the whole user id (namespace_for gives this
+        namespace back): ids the slug shortened or changed are unknown owners."""
+        _, namespace = self.split(location)
+        candidate = namespace.rpartition("-")[0]
+        if not candidate or namespace_for(candidate) != namespace:
+            return None
+        return candidate
+
     async def ping(self) -> bool:
         for shard in range(len(self._admin)):
             try:
@@ -324,9 +400,33 @@ class SqldBackend:
             await admin.close()
 
 
+def _typed(exc: HranaError) -> BackendUnavailable | None:
+    """sqld out of open files is a fault of its sizing, not of the tenant: said so."""
+    if "Too many open files" in str(exc):
+        return BackendUnavailable(
+            "sqld has run out of open files (about 5 per loaded namespace): lower its "
+            "--max-active-namespaces or raise its file limit (deploy/README.md, Sizing)"
+        )
+    return None
+
+
 def _load_dump(dump: str, dest: Path) -> None:
     conn = sqlite3.connect(dest, isolation_level=None)
     try:
         conn.executescript(dump)
     finally:
         conn.close()
+
+
+def _namespace_list(text: str) -> list[str] | None:
+    """Names from an admin API list (names, or objects with a `name`), None if not one."""
+    try:
+        body = msgspec.json.decode(text) if text.strip() else None
+    except msgspec.DecodeError:
+        return None
+    if isinstance(body, dict):
+        body = body.get("namespaces")
+    if not isinstance(body, list):
+        return None
+    names = [item.get("name") if isinstance(item, dict) else item for item in body]
+    return [n for n in names if isinstance(n, str)]

@@ -22,6 +22,7 @@ from schema_registry import Row, Value
 from service.backends.base import BackendUnavailable
 from service.backends.sqld.http1 import Http1Pool, HttpError
 from service.backends.sqld.streams import Held, StreamCache
+from service.backends.transient import RETRIES, TransientKind, delays, kind_of
 
 
 class HranaError(Exception):
@@ -38,6 +39,12 @@ class HranaError(Exception):
     @property
     def busy(self) -> bool:
         return "database is locked" in str(self) or self.code == "SQLITE_BUSY"
+
+    @property
+    def transient(self) -> TransientKind | None:
+        """Busy, or sqld's failed checkpoint (SQLite busy while it loads or unloads the
+        namespace): sqld answered, the request changed nothing, a retry may work."""
+        return kind_of(str(self), self.code)
 
 
 class NamespaceMissing(HranaError):
@@ -249,7 +256,11 @@ class HranaTransaction:
             except HranaError as exc:
                 refused = exc.busy and exc.step < len(lead)  # BEGIN refused: nothing ran
                 if delay is None or not refused:
+                    # Count the failing step among the caller's statements, as a local
+                    # connection would (the lead is ours: BEGIN and its pragmas).
+                    exc.step = max(exc.step - len(lead), 0)
                     raise
+                RETRIES.add("busy")
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -318,17 +329,22 @@ class HranaDatabase:
     ) -> list[list[Row]]:
         """Run statements (each its own autocommit), waiting out another writer's lock.
 
-        sqld answers "database is locked" at once when another stream writes; the batch is
-        tried again only when its first statement was refused, so nothing runs twice.
+        sqld answers "database is locked" when SQLite's lock is held outside its own queue
+        (a checkpoint, another process); the batch is tried again, within the transient
+        budget (the catalog's writes come here), only when its first statement was
+        refused, so nothing runs twice.
         """
-        for delay in (*BUSY_DELAYS, None):
+        waits = delays()
+        while True:
             try:
                 return await self._fetch_many(statements)
             except HranaError as exc:
-                if delay is None or not exc.busy or exc.step != 0:
+                wait = next(waits, None) if exc.step == 0 else None
+                kind = exc.transient
+                if wait is None or kind is None:
                     raise
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+                RETRIES.add(kind)
+                await asyncio.sleep(wait)
 
     async def _fetch_many(
         self, statements: Sequence[tuple[str, Sequence[Value]]]
