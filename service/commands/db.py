@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import getpass
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 
-from schema_registry import HistoryRow, SyncError, SyncResult, step_statements
+from schema_registry import HistoryRow, RunScript, SyncError, SyncResult, step_statements
 from service.catalog import TenantRecord, TenantView
 from service.commands.common import (
     FAILED,
@@ -42,6 +43,9 @@ examples:
   tenantdb db restore alice ./data/backups/alice/20260301T120000.000000Z-1.1.0-to-1.2.0.db
 """
 INSPECT_EPILOG = """\
+The text fits 100 columns: index and trigger counts per table; their names, and the
+views', are in --json.
+
 examples:
   tenantdb db inspect alice
   tenantdb db inspect alice --json | jq '.schema.tables[].name'
@@ -65,10 +69,12 @@ examples:
 RESTORE_EPILOG = """\
 Replaces the tenant's database with a backup taken by tenantdb (TENANTDB_BACKUP_DIR, by
 default DATA_DIR/backups/USER/) or an export, in one transaction, then re-stamps it.
+Rows written since the backup are lost: on a terminal it asks first; elsewhere (a
+script, a pipe) it needs --yes.
 
 examples:
   tenantdb db restore alice ./data/backups/alice/20260301T120000.000000Z-1.1.0-to-1.2.0.db
-  tenantdb db restore alice ./alice-export.db
+  tenantdb db restore alice ./alice-export.db --yes    # no question (scripts)
 """
 
 
@@ -113,6 +119,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     restore.add_argument("user", metavar="USER", type=user_id, help="the user id")
     restore.add_argument("backup", metavar="BACKUP", help="the backup file")
+    restore.add_argument(
+        "-y", "--yes", action="store_true", help="replace the live database without asking"
+    )
     restore.set_defaults(run=_restore)
 
 
@@ -162,6 +171,8 @@ def _inspection(record: TenantRecord, current: str, snapshot: Snapshot) -> Inspe
 
 
 def render_inspection(inspection: Inspection) -> str:
+    """The text view, within 100 columns but for the location: per table its counts (the
+    names of its indexes and triggers are in --json, where a long list cannot wrap)."""
     record = inspection.record
     at = record.schema_version or "no version"
     state = "up to date" if record.schema_version == inspection.current_version else "behind"
@@ -181,29 +192,38 @@ def render_inspection(inspection: Inspection) -> str:
     ]
     lines.append(f"tables: {len(inspection.tables)}")
     lines += _table_lines(inspection.tables)
-    lines.append(f"views: {', '.join(inspection.views) or '-'}")
+    lines.append(f"views: {len(inspection.views)}")
     return "\n".join(lines)
+
+
+NAME_WIDTH = 50  # a longer table name is cut with "..." (in full in --json)
 
 
 def _table_lines(tables: tuple[TableSummary, ...]) -> list[str]:
     rows = [("name", "columns", "rows", "indexes", "triggers")]
     rows += [
         (
-            t.name,
+            _cut(t.name, NAME_WIDTH),
             str(t.columns),
-            "?" if t.rows is None else str(t.rows),
-            ", ".join(t.indexes) or "-",
-            ", ".join(t.triggers) or "-",
+            "?" if t.rows is None else f"{t.rows:,}",
+            str(len(t.indexes)),
+            str(len(t.triggers)),
         )
         for t in tables
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = []
-    for name, columns, count, indexes, triggers in rows:
-        cells = [name.ljust(widths[0]), columns.rjust(widths[1]), count.rjust(widths[2])]
-        cells += [indexes.ljust(widths[3]), triggers]
-        lines.append(("  " + "  ".join(cells)).rstrip())
-    return lines
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    return [
+        "  "
+        + "  ".join(
+            [row[0].ljust(widths[0])]
+            + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:], strict=True)]
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 # diff and sync -------------------------------------------------------------------------
@@ -294,11 +314,20 @@ def render_applied(user: str, result: SyncResult | None) -> str:
         ]
         return "\n".join(lines + _notes(result))
     lines = [
-        f"{user}: applied {len(result.changes)} change(s), "
+        f"{user}: applied {_applied(result)}, "
         f"{result.from_version or 'no version'} -> {result.to_version}"
     ]
     lines += [f"  - {step.describe()}" for step in result.steps]
     return "\n".join(lines + _notes(result))
+
+
+def _applied(result: SyncResult) -> str:
+    """What a sync ran: its additive changes and each migration script (a RunScript step,
+    which `changes` leaves out), so a script-only upgrade is not "0 change(s)"."""
+    scripts = [step for step in result.steps if isinstance(step, RunScript)]
+    parts = [f"{len(result.changes)} change(s)"] if result.changes or not scripts else []
+    parts += [step.describe() for step in scripts]
+    return " and ".join(parts)
 
 
 def _notes(result: SyncResult) -> list[str]:
@@ -311,9 +340,34 @@ def _notes(result: SyncResult) -> list[str]:
 # restore -------------------------------------------------------------------------------
 
 
+def _confirm_restore(user: str, backup: str) -> int | None:
+    """Ask before replacing a live database; None to go on, else the exit code.
+
+    On a terminal the person answers; off one (a script, a pipe) nobody can, so --yes is
+    required rather than assumed.
+    """
+    if not sys.stdin.isatty():
+        return usage(f"db restore replaces {user}'s live database: pass --yes to confirm")
+    sys.stderr.write(
+        f"Replace {user}'s live database with {backup}? Rows written since that backup "
+        "are lost. [y/N] "
+    )
+    sys.stderr.flush()
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        answer = ""
+    if answer.strip().lower() in ("y", "yes"):
+        return None
+    return fail(f"{user}: not restored")
+
+
 def _restore(args: argparse.Namespace, settings: Settings) -> int:
     # Imported here: backups are their own feature, and this module loads without them.
     from service.operations.backups import restore_backup  # noqa: PLC0415
+
+    if not args.yes and (refused := _confirm_restore(args.user, args.backup)) is not None:
+        return refused
 
     async def work(tenants: TenantService) -> TenantView | None:
         await restore_backup(tenants, args.user, Path(args.backup))

@@ -15,7 +15,15 @@ import structlog
 from schema_registry import Registry, RegistryError, load_registry, version_key
 from service.backends.sqld import SqldBackend
 from service.catalog import Catalog
-from service.commands.common import FAILED, OK, add_command, emit, emit_json, run
+from service.commands.common import (
+    FAILED,
+    OK,
+    add_command,
+    emit,
+    emit_json,
+    require_catalog,
+    run,
+)
 from service.config import Settings
 from service.wiring import open_backend
 
@@ -23,6 +31,8 @@ log = structlog.get_logger("tenantdb.commands.health")
 
 DRIFTED_LISTED = 20  # drifted tenants named in the report; `fleet status` lists them all
 EPILOG = """\
+It needs the catalog to exist (DATA_DIR/catalog.db on the local backend; only `tenantdb
+serve` creates one): without it, exit 2 naming where it looked.
 Without --strict the exit code is 0 whenever the report could be made; with --strict it is
 1 when anything is off: the registry does not validate, the backend is unreachable, or
 tenants are drifted or not at the registry's current version.
@@ -50,6 +60,7 @@ class HealthReport(msgspec.Struct, frozen=True, kw_only=True):
     out_of_date: int | None = None  # tenants not at the current version
     drifted: int | None = None
     drifted_tenants: tuple[str, ...] = ()  # the first DRIFTED_LISTED, by user id
+    damaged: int | None = None  # database files that are not sound SQLite
 
 
 class _Fleet(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +70,7 @@ class _Fleet(msgspec.Struct, frozen=True, kw_only=True):
     by_version: dict[str, int] = {}
     drifted: int | None = None
     drifted_tenants: tuple[str, ...] = ()
+    damaged: int | None = None
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -76,6 +88,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _health_check(args: argparse.Namespace, settings: Settings) -> int:
+    # No catalog is no fleet to judge: refuse (exit 2, naming where it looked) rather
+    # than create an empty one and call it healthy.
+    run(require_catalog(settings))
     report = check_health(settings)
     log.info("health.checked", status=report.status, problems=len(report.problems))
     if args.json:
@@ -114,6 +129,7 @@ def check_health(settings: Settings) -> HealthReport:
         out_of_date=out_of_date,
         drifted=fleet.drifted,
         drifted_tenants=fleet.drifted_tenants,
+        damaged=fleet.damaged,
     )
 
 
@@ -133,6 +149,8 @@ def _problems(
         problems.append(f"{out_of_date} tenant(s) not at {current}")
     if fleet.drifted:
         problems.append(f"{fleet.drifted} tenant(s) drifted")
+    if fleet.damaged:
+        problems.append(f"{fleet.damaged} tenant(s) damaged (database files left as they are)")
     return problems
 
 
@@ -160,6 +178,7 @@ async def _fleet(settings: Settings) -> _Fleet:
         await catalog.open()
         count, by_version, drifted = await catalog.summary()
         listed = await catalog.tenants(status="drifted", limit=DRIFTED_LISTED)
+        damaged = await catalog.count("damaged")
     except Exception as exc:  # as above
         return _Fleet(reachable=False, error=_reason(exc))
     finally:
@@ -170,6 +189,7 @@ async def _fleet(settings: Settings) -> _Fleet:
         by_version=dict(sorted(by_version.items(), key=_by_version)),
         drifted=drifted,
         drifted_tenants=tuple(r.user_id for r in listed),
+        damaged=damaged,
     )
 
 
@@ -209,6 +229,8 @@ def render(report: HealthReport) -> str:
         more = report.drifted - len(report.drifted_tenants)
         names = ", ".join(report.drifted_tenants) + (f" and {more} more" if more > 0 else "")
         lines.append(f"drifted      {report.drifted}" + (f" ({names})" if names else ""))
+    if report.damaged:
+        lines.append(f"damaged      {report.damaged}")
     summary = "ok" if not report.problems else f"degraded: {'; '.join(report.problems)}"
     lines.append(f"status       {summary}")
     return "\n".join(lines)

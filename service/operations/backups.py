@@ -79,9 +79,9 @@ class Backups:
             return self.policy == "always"
         return any(v.migration for v in self.registry.passed(from_version, target))
 
-    async def before_change(self, record: TenantRecord, target: str) -> None:
-        if self.wanted(record.schema_version, target):
-            await take_backup(self.backend, self.folder, record, target, keep=self.keep)
+    async def before_change(self, record: TenantRecord, target: str) -> str | None:
+        backup = await take_backup(self.backend, self.folder, record, target, keep=self.keep)
+        return None if backup is None else backup.path
 
     async def forget(self, user_id: str) -> None:
         """Account deletion removes the tenant's backups too: no copy of the data outlives it."""
@@ -197,7 +197,9 @@ def _describe(user_id: str, path: Path) -> Backup:
 # Restore --------------------------------------------------------------------------------
 
 
-async def restore_backup(tenants: TenantService, user_id: str, backup: Path) -> None:
+async def restore_backup(
+    tenants: TenantService, user_id: str, backup: Path, *, actor: str | None = None
+) -> None:
     """Replace the tenant's database with `backup` (a backup or an export), then re-stamp it.
 
     Raises BadRequest, before touching anything, for a file that is not a sound SQLite
@@ -220,14 +222,14 @@ async def restore_backup(tenants: TenantService, user_id: str, backup: Path) -> 
         await tenants.backend.restore(record.location, backup)
     # The engine re-reads the restored schema, re-arms the fast path and the service
     # records the stamp; no backup is taken of the copy just restored.
-    request = SyncRequest(user_id=user_id, trigger="restore", target=head.version, backup=False)
+    request = SyncRequest(user_id=user_id, trigger="restore", target=head.version, backup="never")
     outcome = await tenants.sync(request)
     await tenants.catalog.record_audit(
         AuditEntry(
             at=utc_now(),
             user_id=user_id,
             trigger="restore",
-            actor=None,
+            actor=actor,
             from_version=record.schema_version,
             to_version=head.version,
             status="restored",

@@ -17,8 +17,11 @@ import msgspec
 
 from service.drift import DriftItem
 from service.errors import Conflict
+from service.status import RolloutOutcome
 
-JobState = Literal["running", "finished", "cancelled", "failed"]
+# halted: a wave failed above the job's limit; it waits for `--resume`.
+JobState = Literal["running", "finished", "cancelled", "failed", "halted"]
+WaveState = Literal["pending", "running", "passed", "halted"]
 LEASE_SECONDS: Final = 15.0  # a run renews its lease with every progress save
 
 
@@ -30,6 +33,47 @@ class TenantIssue(msgspec.Struct, frozen=True, kw_only=True):
     from_version: str | None
     reason: str
     drift: tuple[DriftItem, ...] = ()
+
+
+class TenantChange(msgspec.Struct, frozen=True, kw_only=True):
+    """What a job did to one tenant, kept so a restore can undo it: the stamp the sync
+    left (a later change moves it) and the backup taken before (None: none was)."""
+
+    user_id: str
+    outcome: RolloutOutcome
+    wave: int | None = None  # index into the job's waves
+    from_version: str | None = None
+    to_version: str | None = None
+    content_hash: str | None = None
+    schema_cookie: int | None = None
+    backup: str | None = None
+    restored_at: str | None = None
+
+
+class Plan(msgspec.Struct, frozen=True, kw_only=True):
+    """A job's plan beyond its row: waves (cumulative percentages of its tenants), the
+    failure rate of a wave that halts it, who goes first, and backups before changes."""
+
+    waves: tuple[int, ...] = ()
+    max_failure_rate: float | None = None  # a fraction: 0.02 is 2 %
+    first: tuple[str, ...] = ()
+    backup: bool = False
+
+
+class WaveCounts(msgspec.Struct, frozen=True, kw_only=True):
+    """One wave of a job: up to which percentage of the tenants, how many, what happened."""
+
+    wave: int  # 1-based
+    percent: int
+    tenants: int
+    done: int
+    upgraded: int
+    current: int
+    would_apply: int
+    failed: int
+    drifted: int
+    failure_rate: float  # (failed + drifted) / done
+    state: WaveState
 
 
 class Counts(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +107,7 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
     owner: str | None = None  # the run holding the job's lease
     lease_until: float = 0.0  # unix time; another run may take the job after it
+    backup: bool = False  # from the job's plan (not its row): a backup before every change
 
     @property
     def leased(self) -> bool:
@@ -136,6 +181,8 @@ class RolloutSummary(msgspec.Struct, frozen=True, kw_only=True, tag_field="event
     seconds: float  # time spent running, over every run of the job
     rate: float  # tenants per second, over every run of the job
     error: str | None = None
+    waves: tuple[WaveCounts, ...] = ()
+    max_failure_rate: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -143,7 +190,13 @@ class RolloutSummary(msgspec.Struct, frozen=True, kw_only=True, tag_field="event
         return self.state == "finished" and not self.failed and not self.drifted
 
 
-def summarize(job: Job, issues: list[TenantIssue]) -> RolloutSummary:
+def summarize(
+    job: Job,
+    issues: list[TenantIssue],
+    *,
+    plan: Plan | None = None,
+    waves: tuple[WaveCounts, ...] = (),
+) -> RolloutSummary:
     c = job.counts
     return RolloutSummary(
         job_id=job.job_id,
@@ -164,4 +217,6 @@ def summarize(job: Job, issues: list[TenantIssue]) -> RolloutSummary:
         seconds=round(job.seconds, 3),
         rate=round(c.done / job.seconds, 1) if job.seconds else 0.0,
         error=job.error,
+        waves=waves,
+        max_failure_rate=plan.max_failure_rate if plan is not None else None,
     )

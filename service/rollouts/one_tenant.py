@@ -11,11 +11,14 @@ from service.backends.base import TRANSIENT, BackendError
 from service.catalog import TenantRecord
 from service.drift import DriftItem
 from service.errors import ServiceError, Unavailable
-from service.rollouts.model import Job, TenantIssue
-from service.status import RolloutOutcome
+from service.rollouts.model import Job, TenantChange, TenantIssue
+from service.status import RolloutOutcome, newer
 from service.tenants import Outcome, SyncRequest, TenantService
 
 T = TypeVar("T")
+# What a rollout did to one tenant: the outcome, the issue (failed, drifted), and for an
+# upgraded one the change it made (stamp left, backup taken) for `fleet restore --job`.
+Done = tuple[RolloutOutcome, TenantIssue | None, TenantChange | None]
 
 
 class SyncFailed(Exception):
@@ -28,12 +31,12 @@ class SyncFailed(Exception):
         self.transient = transient
 
 
-async def sync_one(
-    tenants: TenantService, record: TenantRecord, job: Job
-) -> tuple[RolloutOutcome, TenantIssue | None]:
-    """Sync one tenant for a job: a header read when the catalog says it is current."""
-    if await _still_current(tenants, record, job):
-        return "current", None
+async def sync_one(tenants: TenantService, record: TenantRecord, job: Job) -> Done:
+    """Sync one tenant for a job: a header read when the catalog says it is current;
+    nothing for one already past the target (a rollout brings tenants up to it, never
+    down). The backup the sync takes (every time for a job with `backup`) is remembered."""
+    if await _still_current(tenants, record, job) or newer(record.schema_version, job.target):
+        return "current", None, None
     request = SyncRequest(
         user_id=record.user_id,
         trigger="fleet",
@@ -41,9 +44,24 @@ async def sync_one(
         target=job.target,
         apply=not job.dry_run,
         batched=True,
+        # A job in waves keeps a copy of every tenant it changes, for `fleet restore --job`.
+        backup="always" if job.backup else "policy",
     )
     outcome = await tenants.sync(request)
-    return _classify(record, outcome, dry_run=job.dry_run)
+    kind, issue = _classify(record, outcome, dry_run=job.dry_run)
+    if kind != "upgraded" or outcome.result is None:
+        return kind, issue, None
+    left = outcome.record
+    change = TenantChange(
+        user_id=record.user_id,
+        outcome=kind,
+        from_version=outcome.result.from_version,
+        to_version=left.schema_version,
+        content_hash=left.content_hash,
+        schema_cookie=left.schema_cookie,
+        backup=outcome.backup,
+    )
+    return kind, issue, change
 
 
 async def _still_current(tenants: TenantService, record: TenantRecord, job: Job) -> bool:
@@ -53,7 +71,7 @@ async def _still_current(tenants: TenantService, record: TenantRecord, job: Job)
     target = registry.current
     if job.target != target.version or record.status != "synced" or known is None:
         return False
-    if (known.version, known.content_hash) != (target.version, target.content_hash):
+    if known.version != target.version or not target.accepts(known.content_hash):
         return False  # behind the target by the catalog: the sync reads the rest
     return await tenants.backend.check(record.location, registry, known) == known
 

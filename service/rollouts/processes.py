@@ -24,8 +24,7 @@ from service.catalog import TenantRecord
 from service.config import Settings
 from service.logs import configure_logging
 from service.rollouts.model import Job
-from service.rollouts.one_tenant import SyncFailed, attempt, reason, sync_one, transient
-from service.rollouts.run import Done
+from service.rollouts.one_tenant import Done, SyncFailed, attempt, reason, sync_one, transient
 from service.tenants import TenantService
 from service.wiring import open_runtime
 
@@ -46,8 +45,8 @@ def _start(settings: Settings, backup_always: bool) -> None:
     _CHILD.update(loop=loop, tenants=tenants, stack=stack)
 
 
-def _sync(records: list[TenantRecord], job: Job) -> list[tuple[bool, Any, Any]]:
-    """Per tenant (True, kind, issue) or (False, reason, transient): exceptions stay in
+def _sync(records: list[TenantRecord], job: Job) -> list[tuple[Any, ...]]:
+    """Per tenant (True, kind, issue, change) or (False, reason, transient): exceptions stay in
     the worker, since not every one of them survives pickling back to the parent. The
     chunk's catalog rows are written in one batch before it returns."""
     loop: asyncio.AbstractEventLoop = _CHILD["loop"]
@@ -98,7 +97,8 @@ class ProcessSyncer:
         loop = asyncio.get_running_loop()
         results = await loop.run_in_executor(self.pool, _sync, records, job)
         return [
-            (first, second) if ok else SyncFailed(first, second) for ok, first, second in results
+            (result[1], result[2], result[3]) if result[0] else SyncFailed(result[1], result[2])
+            for result in results
         ]
 
     async def warm(self) -> None:

@@ -16,9 +16,11 @@ import msgspec
 from schema_registry import SyncContext
 from service.catalog import TenantRecord
 from service.drift import DriftItem
-from service.rollouts.model import Job
+from service.rollouts.model import Job, WaveCounts
 from service.rollouts.one_tenant import reason
 from service.rollouts.run import PAGE_SIZE
+from service.rollouts.waves import wave_counts
+from service.status import newer
 from service.tenants import TenantService
 
 
@@ -37,6 +39,9 @@ class LastRollout(msgspec.Struct, frozen=True, kw_only=True):
     done: int
     total: int
     updated_at: str
+    error: str | None = None  # why it stopped (halted: and how to resume)
+    max_failure_rate: float | None = None
+    waves: tuple[WaveCounts, ...] = ()  # a job in waves: each wave's counts
 
 
 class FleetStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -44,7 +49,9 @@ class FleetStatus(msgspec.Struct, frozen=True, kw_only=True):
     source: str  # "catalog", or "databases" with --verify
     tenants: int
     by_version: dict[str, int]
-    out_of_date: int  # not at the current version (drifted ones included)
+    out_of_date: int  # behind the current version (drifted ones included)
+    ahead: int = 0  # at a version newer than this service's registry (a rollback)
+    damaged: int = 0  # database files that are not sound SQLite (left as they are)
     drifted: int
     drifted_tenants: list[DriftedTenant]
     unreadable: int = 0  # --verify: databases the dry run could not read
@@ -59,8 +66,19 @@ async def fleet_status(
         report = await _verified(tenants, concurrency, limit)
     else:
         report = await _from_catalog(tenants, limit)
-    jobs = await tenants.catalog.rollouts.jobs(limit=1)
-    return msgspec.structs.replace(report, last_rollout=_brief(jobs[0]) if jobs else None)
+    store = tenants.catalog.rollouts
+    jobs = await store.jobs(limit=1)
+    damaged = await tenants.catalog.count("damaged")
+    last = None
+    if jobs:
+        plan = await store.plan(jobs[0].job_id)
+        waves = (
+            wave_counts(jobs[0], plan, await store.changes(jobs[0].job_id)) if plan.waves else ()
+        )
+        last = msgspec.structs.replace(
+            _brief(jobs[0]), waves=waves, max_failure_rate=plan.max_failure_rate
+        )
+    return msgspec.structs.replace(report, last_rollout=last, damaged=damaged)
 
 
 async def _from_catalog(tenants: TenantService, limit: int) -> FleetStatus:
@@ -73,7 +91,8 @@ async def _from_catalog(tenants: TenantService, limit: int) -> FleetStatus:
         source="catalog",
         tenants=total,
         by_version=dict(sorted(by_version.items())),
-        out_of_date=total - by_version.get(current, 0),
+        out_of_date=_behind(by_version, current, total),
+        ahead=_ahead(by_version, current),
         drifted=drifted,
         drifted_tenants=listed,
     )
@@ -125,11 +144,21 @@ async def _verified(tenants: TenantService, concurrency: int, limit: int) -> Fle
         source="databases",
         tenants=total,
         by_version=dict(sorted(by_version.items())),
-        out_of_date=total - by_version.get(current, 0),
+        out_of_date=_behind(by_version, current, total),
+        ahead=_ahead(by_version, current),
         drifted=sum(1 for d in drifted if d.drift),
         drifted_tenants=drifted[:limit],
         unreadable=unreadable,
     )
+
+
+def _ahead(by_version: dict[str, int], current: str) -> int:
+    """Tenants at a version newer than `current` (a newer release's)."""
+    return sum(count for version, count in by_version.items() if newer(version, current))
+
+
+def _behind(by_version: dict[str, int], current: str, total: int) -> int:
+    return total - by_version.get(current, 0) - _ahead(by_version, current)
 
 
 def _brief(job: Job) -> LastRollout:
@@ -141,4 +170,5 @@ def _brief(job: Job) -> LastRollout:
         done=job.counts.done,
         total=job.total,
         updated_at=job.updated_at,
+        error=job.error,
     )

@@ -19,8 +19,8 @@ import contextlib
 import secrets
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable
-from typing import Final, Protocol
+from collections.abc import Callable
+from typing import Final
 
 import msgspec
 import structlog
@@ -33,52 +33,24 @@ from service.rollouts.model import (
     Counts,
     Job,
     LeaseLost,
+    Plan,
     Progress,
     RolloutSummary,
+    TenantChange,
     TenantIssue,
     run_owner,
     summarize,
 )
-from service.rollouts.one_tenant import attempt, reason, sync_one, transient
+from service.rollouts.one_tenant import Done, reason
 from service.rollouts.store import RolloutStore
-from service.status import ROLLOUT_OUTCOMES, RolloutOutcome
+from service.rollouts.syncing import InProcessSyncer, Syncer, settle
+from service.rollouts.waves import WaveRun
+from service.status import ROLLOUT_OUTCOMES, RolloutOutcome, newer
 from service.tenants import TenantService
 
 log = structlog.get_logger("tenantdb.fleet")
 
 PAGE_SIZE: Final = 500  # catalog rows read per query
-# A tenant whose sync hits a busy database (sqld answers "database is locked" at once when
-# a catalog or tenant write lock is held) or an unavailable server is tried again after
-# these pauses before it counts as failed. A retried sync is safe: a sync that failed
-# changed nothing, and one that succeeded is found current.
-RETRY_DELAYS: Final = (0.05, 0.2, 0.5)
-
-Done = tuple[RolloutOutcome, TenantIssue | None]
-
-
-class Syncer(Protocol):
-    """Syncs a chunk of tenants for a job: per tenant its outcome, or the error it raised
-    (the rollout records it and goes on). A chunk's catalog rows are written (or pending a
-    `Catalog.flush` in this process) by the time it returns."""
-
-    chunk: int  # tenants per call
-
-    def __call__(
-        self, records: list[TenantRecord], job: Job
-    ) -> Awaitable[list[Done | Exception]]: ...
-
-
-class InProcessSyncer:
-    """The default: one tenant at a time in this process (the rollout's workers give the
-    concurrency), its catalog row pending the next progress save."""
-
-    chunk = 1
-
-    def __init__(self, tenants: TenantService) -> None:
-        self.tenants = tenants
-
-    async def __call__(self, records: list[TenantRecord], job: Job) -> list[Done | Exception]:
-        return [await attempt(sync_one(self.tenants, record, job)) for record in records]
 
 
 def target_version(registry: Registry, target: str | None) -> str:
@@ -99,25 +71,68 @@ async def start_job(
     dry_run: bool = False,
     actor: str | None = None,
     job_id: str | None = None,
+    plan: Plan | None = None,
 ) -> Job:
-    """Record a new job (state running, nothing done) and return it; `rollout` runs it."""
+    """Record a new job (state running, nothing done) and its plan, and return it;
+    `rollout` runs it. A job in waves, or one passing a migration script, backs up each
+    tenant before changing it (the backups policy "always" for that job)."""
     if concurrency < 1:
         raise BadRequest("concurrency must be at least 1")
+    goal = target_version(tenants.registry, target)
+    plan = check_plan(plan or Plan())
+    total, by_version, _ = await tenants.catalog.summary()
+    if total and all(newer(version, goal) for version in by_version):
+        raise BadRequest(
+            f"every tenant is at a version newer than {goal} ({', '.join(sorted(by_version))}): "
+            "a rollout brings tenants up to its target and tenantdb never downgrades; to go "
+            "back, restore the backups a rollout took"
+        )
     store = tenants.catalog.rollouts
     stamp = utc_now()
     job = Job(
         job_id=job_id or secrets.token_hex(8),
-        target=target_version(tenants.registry, target),
+        target=goal,
         dry_run=dry_run,
         concurrency=concurrency,
         actor=actor,
         state="running",
         started_at=stamp,
         updated_at=stamp,
-        total=(await tenants.catalog.summary())[0],
+        total=total,
     )
+    passes_script = any(
+        v.migration
+        for version in by_version
+        for v in tenants.registry.passed(None if version == "none" else version, goal)
+        if version == "none" or not newer(version, goal)
+    )
+    if not dry_run and (plan.waves or passes_script):
+        plan = msgspec.structs.replace(plan, backup=True)
     await store.create(job)
-    return job
+    if plan != Plan():
+        await store.create_plan(job.job_id, plan)
+    return msgspec.structs.replace(job, backup=plan.backup)
+
+
+def check_plan(plan: Plan) -> Plan:
+    """BadRequest for waves that are not increasing percentages ending at 100, or a
+    failure limit outside 0-100 %."""
+    waves = plan.waves
+    if waves and (
+        any(not 0 < w <= 100 for w in waves)
+        or list(waves) != sorted(set(waves))
+        or waves[-1] != 100
+    ):
+        raise BadRequest(
+            f"waves {','.join(map(str, waves))}: give increasing cumulative percentages "
+            "ending at 100, such as 1,10,50,100"
+        )
+    rate = plan.max_failure_rate
+    if rate is not None and not 0 <= rate <= 1:
+        raise BadRequest("max_failure_rate must be between 0% and 100%")
+    if rate is not None and not waves:
+        raise BadRequest("max_failure_rate applies after each wave: give waves as well")
+    return plan
 
 
 async def reopen_job(tenants: TenantService, job_id: str) -> Job | None:
@@ -153,6 +168,8 @@ async def rollout(
     actor: str | None = None,
     progress_every: float = 0.5,
     syncer: Syncer | None = None,
+    plan: Plan | None = None,
+    max_failure_rate: float | None = None,
 ) -> RolloutSummary:
     """Sync every tenant to `target` (default: the registry's current version).
 
@@ -160,6 +177,8 @@ async def rollout(
     and concurrency (the arguments are ignored); a finished one only returns its summary.
     `on_progress` hears a Progress every `progress_every` seconds and once at the end.
     `syncer` syncs one tenant (default `sync_one` in this process; see `fleet_procs`).
+    `plan`: waves, failure limit, first tenants (a new job); `max_failure_rate`: a resumed
+    job in waves gets this limit from now on.
     """
     store = tenants.catalog.rollouts
     job = await store.get(job_id) if job_id else None
@@ -171,13 +190,23 @@ async def rollout(
             dry_run=dry_run,
             actor=actor,
             job_id=job_id,
+            plan=plan,
         )
     elif job.state == "finished":
         return summarize(job, await store.issues(job.job_id))
+    saved = await store.plan(job.job_id)
+    if max_failure_rate is not None and job_id is not None:
+        saved = check_plan(msgspec.structs.replace(saved, max_failure_rate=max_failure_rate))
+        await store.set_limit(job.job_id, max_failure_rate)
     claimed = await store.claim(job, run_owner())
     if claimed is None:
         raise _busy(job)
-    job = claimed
+    job = msgspec.structs.replace(claimed, backup=saved.backup)
+    if saved.waves:
+        wave_run = WaveRun(
+            tenants, store, job, saved, on_progress=on_progress, every=progress_every, syncer=syncer
+        )
+        return await wave_run.go()
     await store.forget_after(job.job_id, job.cursor)
     issues = await store.issues(job.job_id)
     run = _Run(
@@ -205,6 +234,7 @@ class _Run:
         self.job = job
         self.issues = issues  # committed: at or below the cursor
         self.unsaved: list[TenantIssue] = []
+        self.changes: list[TenantChange] = []  # done, not yet saved
         self.committed: Counter[RolloutOutcome] = Counter(
             {k: getattr(job.counts, k) for k in ROLLOUT_OUTCOMES}
         )
@@ -219,10 +249,11 @@ class _Run:
         self.done_here = 0
         self.syncer = syncer or InProcessSyncer(tenants)
         self.lost: LeaseLost | None = None  # set when another run takes the job
+        self.late = 0  # tenants created after the job started: not part of it
 
     async def go(self) -> RolloutSummary:
-        total = (await self.tenants.catalog.summary())[0]
-        self._update(state="running", total=total, error=None)
+        total = self.job.total  # fixed when the job started: tenants made since are not its
+        self._update(state="running", error=None)
         await self._save()
         log.info(
             "fleet.rollout_started",
@@ -261,6 +292,7 @@ class _Run:
             would_apply=summary.would_apply,
             failed=len(summary.failed),
             drifted=len(summary.drifted),
+            left_to_sign_in=self.late,
             seconds=summary.seconds,
         )
         return summary
@@ -283,6 +315,11 @@ class _Run:
         while True:
             page = await self.tenants.catalog.tenants(after=after, limit=PAGE_SIZE)
             for record in page:
+                if record.created_at > self.job.started_at:
+                    # Signed up after the job started: created at the registry's current
+                    # version then, and left to their next sign-in, so done <= total.
+                    self.late += 1
+                    continue
                 self.window[record.user_id] = None
                 await queue.put(record)
             if len(page) < PAGE_SIZE:
@@ -303,28 +340,7 @@ class _Run:
             return [exc] * len(records)
 
     async def _retried(self, record: TenantRecord, result: Done | Exception) -> Done:
-        """A transient error (a busy database, a server away) gets a few more tries."""
-        for delay in RETRY_DELAYS:
-            if not isinstance(result, Exception) or not transient(result):
-                break
-            await asyncio.sleep(delay)
-            result = (await self._sync_chunk([record]))[0]
-        if not isinstance(result, Exception):
-            return result
-        log.warning(
-            "fleet.tenant_failed",
-            job_id=self.job.job_id,
-            user_id=record.user_id,
-            error_type=type(result).__name__,
-            error=reason(result),
-        )
-        issue = TenantIssue(
-            user_id=record.user_id,
-            kind="failed",
-            from_version=record.schema_version,
-            reason=reason(result),
-        )
-        return "failed", issue
+        return await settle(self._sync_chunk, self.job, record, result)
 
     def _finish(self, user_id: str, done: Done) -> None:
         self.window[user_id] = done
@@ -336,13 +352,15 @@ class _Run:
             if result is None:
                 break
             del self.window[first]
-            kind, issue = result
+            kind, issue, change = result
             self.pending[kind] -= 1
             self.committed[kind] += 1
             cursor = first
             if issue is not None:
                 self.issues.append(issue)
                 self.unsaved.append(issue)
+            if change is not None:
+                self.changes.append(change)
         if cursor is not None:
             self._update(cursor=cursor)
 
@@ -374,11 +392,14 @@ class _Run:
         never passes a tenant whose row is not written (snapshots taken before either)."""
         self._update(seconds=self.base_seconds + time.monotonic() - self.started)
         job, unsaved, self.unsaved = self.job, self.unsaved, []
+        changes, self.changes = self.changes, []
         try:
             await self.tenants.catalog.flush()
+            await self.store.record_changes(job, changes)
             await self.store.save(job, unsaved, release=release)
         except BaseException:
             self.unsaved = unsaved + self.unsaved
+            self.changes = changes + self.changes
             raise
 
     def _emit(self) -> None:

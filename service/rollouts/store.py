@@ -22,6 +22,8 @@ from service.rollouts.model import (
     LEASE_SECONDS,
     Job,
     LeaseLost,
+    Plan,
+    TenantChange,
     TenantIssue,
     owner_gone,
 )
@@ -33,6 +35,10 @@ _JOB_COLUMNS: Final = (
 )
 _SET_JOB: Final = ", ".join(f"{c} = ?" for c in _JOB_COLUMNS.split(", ")[1:-1])
 _ISSUE_BATCH: Final = 100  # rows per INSERT: 6 parameters each, far below SQLite's limit
+_CHANGE_COLUMNS: Final = (
+    "user_id, outcome, wave, from_version, to_version, content_hash, schema_cookie, backup, "
+    "restored_at"
+)
 
 
 class RolloutStore:
@@ -129,6 +135,90 @@ class RolloutStore:
             )
             for r in rows
         ]
+
+    async def create_plan(self, job_id: str, plan: Plan) -> None:
+        """Write a job's plan (catalog 1.4.0: waves, failure limit, first tenants, backups)."""
+        await self.store.execute(
+            "INSERT INTO rollout_plans (job_id, waves, max_failure_rate, first_users, backup) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                job_id,
+                msgspec.json.encode(plan.waves).decode(),
+                plan.max_failure_rate,
+                msgspec.json.encode(plan.first).decode(),
+                int(plan.backup),
+            ),
+        )
+
+    async def plan(self, job_id: str) -> Plan:
+        """The job's plan; a job made before plans existed has the default (no waves)."""
+        rows = await self.store.fetch(
+            "SELECT waves, max_failure_rate, first_users, backup FROM rollout_plans "
+            "WHERE job_id = ?",
+            (job_id,),
+        )
+        if not rows:
+            return Plan()
+        waves, rate, first, backup = rows[0]
+        return Plan(
+            waves=msgspec.json.decode(str(waves), type=tuple[int, ...]),
+            max_failure_rate=None if rate is None else float(rate),
+            first=msgspec.json.decode(str(first), type=tuple[str, ...]),
+            backup=bool(backup),
+        )
+
+    async def set_limit(self, job_id: str, max_failure_rate: float) -> None:
+        """A resume's new failure limit (`--resume JOB --max-failure-rate`)."""
+        await self.store.execute(
+            "UPDATE rollout_plans SET max_failure_rate = ? WHERE job_id = ?",
+            (max_failure_rate, job_id),
+        )
+
+    async def record_changes(self, job: Job, changes: Sequence[TenantChange]) -> None:
+        """Write what the job did to these tenants, while `job.owner` holds it."""
+        held = "EXISTS (SELECT 1 FROM rollouts WHERE job_id = ? AND owner IS ?)"
+        width = len(_CHANGE_COLUMNS.split(", ")) + 1
+        for start in range(0, len(changes), _ISSUE_BATCH):
+            batch = changes[start : start + _ISSUE_BATCH]
+            params: list[Value] = []
+            for c in batch:
+                params += [job.job_id, c.user_id, c.outcome, c.wave, c.from_version]
+                params += [c.to_version, c.content_hash, c.schema_cookie, c.backup, c.restored_at]
+            marks = "(" + ",".join("?" * width) + ")"
+            await self.store.execute(
+                f"INSERT OR REPLACE INTO rollout_tenants (job_id, {_CHANGE_COLUMNS}) "
+                f"SELECT * FROM (VALUES {', '.join([marks] * len(batch))}) WHERE {held}",
+                [*params, job.job_id, job.owner],
+            )
+
+    async def changes(self, job_id: str) -> list[TenantChange]:
+        """What the job did, tenant by tenant (by user id)."""
+        rows = await self.store.fetch(
+            f"SELECT {_CHANGE_COLUMNS} FROM rollout_tenants WHERE job_id = ? ORDER BY user_id",
+            (job_id,),
+        )
+        return [
+            msgspec.convert(
+                dict(zip(TenantChange.__struct_fields__, row, strict=True)), TenantChange
+            )
+            for row in rows
+        ]
+
+    async def mark_restored(self, job_id: str, user_id: str, at: str) -> None:
+        await self.store.execute(
+            "UPDATE rollout_tenants SET restored_at = ? WHERE job_id = ? AND user_id = ?",
+            (at, job_id, user_id),
+        )
+
+    async def forget_issues(self, job_id: str, user_ids: Sequence[str]) -> None:
+        """Drop these tenants' issue rows: a resumed job with waves syncs them again."""
+        for start in range(0, len(user_ids), _ISSUE_BATCH):
+            batch = list(user_ids[start : start + _ISSUE_BATCH])
+            await self.store.execute(
+                f"DELETE FROM rollout_issues WHERE job_id = ? AND user_id IN "
+                f"({', '.join('?' * len(batch))})",
+                [job_id, *batch],
+            )
 
     async def forget_after(self, job_id: str, cursor: str | None) -> None:
         """Drop issue rows above the cursor: those tenants are about to be synced again."""

@@ -300,3 +300,45 @@ def test_openapi_documents_the_admin_endpoints(serve: Any) -> None:
     assert "RolloutRequest" in spec["components"]["schemas"]
     params = {p["name"] for p in paths["/api/admin/tenants"]["get"]["parameters"]}
     assert params == {"version", "status", "after", "limit"}
+
+
+def test_a_rollout_in_waves_reports_each_wave(fleet: Running) -> None:
+    spoil(fleet, "bob")
+    body = {"waves": [33, 100], "max_failure_rate": 0, "first": ["bob"]}
+    with admin(fleet) as client:
+        job = client.post("/api/admin/rollouts", json=body).json()
+        halted = wait_for(client, job["job_id"])
+        resumed = client.post(
+            "/api/admin/rollouts", json={"resume": job["job_id"], "max_failure_rate": 100}
+        )
+        done = wait_for(client, job["job_id"])
+
+    assert (halted["state"], halted["max_failure_rate"], halted["upgraded"]) == ("halted", 0, 0)
+    assert f"--resume {job['job_id']}" in halted["error"]
+    assert [(w["tenants"], w["drifted"], w["state"]) for w in halted["waves"]] == [
+        (1, 1, "halted"),
+        (2, 0, "pending"),
+    ]
+    assert resumed.status_code == 202
+    assert (done["state"], done["upgraded"], done["max_failure_rate"]) == ("finished", 2, 1.0)
+    assert [(w["done"], w["state"]) for w in done["waves"]] == [(1, "passed"), (2, "passed")]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"waves": [50, 10, 100]}, "increasing cumulative percentages ending at 100"),
+        ({"waves": [10, 50]}, "ending at 100"),
+        ({"max_failure_rate": 2}, "give waves as well"),
+        ({"waves": [100], "max_failure_rate": 101}, "max_failure_rate"),
+    ],
+    ids=["decreasing", "not-100", "rate-alone", "rate-too-high"],
+)
+@pytest.mark.parametrize("backend_kind", ["local"])
+def test_bad_waves_are_refused(serve: Any, body: dict[str, Any], message: str) -> None:
+    server = serve()
+    with admin(server) as client:
+        response = client.post("/api/admin/rollouts", json=body)
+
+    assert response.status_code == 400
+    assert message in response.json()["message"]

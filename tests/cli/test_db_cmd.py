@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,9 +60,9 @@ def test_inspect_shows_record_history_and_schema(notes: Operator) -> None:
         "history: 1 row(s)\n"
         "  1.0.0  applied <time>  sign-in  2 change(s)\n"
         "tables: 1\n"
-        "  name   columns  rows  indexes        triggers\n"
-        "  notes        2     2  notes_by_body  -\n"
-        "views: -\n"
+        "  name   columns  rows  indexes  triggers\n"
+        "  notes        2     2        1         0\n"
+        "views: 0\n"
     )
 
 
@@ -213,7 +216,7 @@ def test_restore_brings_back_the_backup(notes: Operator, tmp_path: Path) -> None
     notes.with_tenants(export)
     run_sql(notes, "alice", "INSERT INTO notes (body) VALUES ('later')")
 
-    code, out, err = notes.cli("db", "restore", "alice", str(tmp_path / "alice.db"))
+    code, out, err = notes.cli("db", "restore", "alice", str(tmp_path / "alice.db"), "--yes")
 
     assert (code, err) == (0, "")
     assert out == f"alice: restored from {tmp_path / 'alice.db'}; now at 1.1.0, current\n"
@@ -223,7 +226,7 @@ def test_restore_brings_back_the_backup(notes: Operator, tmp_path: Path) -> None
 def test_restore_of_a_file_that_is_not_a_backup_fails(notes: Operator, tmp_path: Path) -> None:
     (tmp_path / "junk.db").write_text("not a database")
 
-    code, out, err = notes.cli("db", "restore", "alice", str(tmp_path / "junk.db"))
+    code, out, err = notes.cli("db", "restore", "alice", str(tmp_path / "junk.db"), "--yes")
 
     assert (code, out) == (1, "")
     assert err.startswith(f"tenantdb: {tmp_path / 'junk.db'} is not a SQLite database")
@@ -235,3 +238,105 @@ def test_a_malformed_user_id_is_bad_usage(notes: Operator) -> None:
 
     assert code == 2
     assert "a user id is 1-64 characters of A-Z, a-z, 0-9, '_' or '-'" in err
+
+
+def exported(operator: Operator, user: str, dest: Path) -> Path:
+    async def export(tenants: TenantService) -> None:
+        path = await tenants.export(user)
+        shutil.copyfile(path, dest)
+        await remove_export(path)
+
+    operator.with_tenants(export)
+    return dest
+
+
+def test_restore_off_a_terminal_needs_yes(notes: Operator, tmp_path: Path) -> None:
+    backup = exported(notes, "alice", tmp_path / "alice.db")
+    run_sql(notes, "alice", "INSERT INTO notes (body) VALUES ('later')")
+
+    code, out, err = notes.cli("db", "restore", "alice", str(backup))
+
+    assert (code, out) == (2, "")
+    assert err == "tenantdb: db restore replaces alice's live database: pass --yes to confirm\n"
+    assert run_sql(notes, "alice", "SELECT body FROM notes") == [[("later",)]]
+
+
+@pytest.mark.parametrize("backend_kind", ["local"])
+@pytest.mark.parametrize(("answer", "code", "rows"), [("n", 1, [("later",)]), ("y", 0, [])])
+def test_restore_on_a_terminal_asks_first(
+    notes: Operator, tmp_path: Path, answer: str, code: int, rows: list[tuple[str]]
+) -> None:
+    backup = exported(notes, "alice", tmp_path / "alice.db")
+    run_sql(notes, "alice", "INSERT INTO notes (body) VALUES ('later')")
+    terminal, keyboard = os.openpty()  # stdin is a terminal: the person answers
+    os.write(terminal, f"{answer}\n".encode())  # typed ahead, read at the question
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "service.cli", "db", "restore", "alice", str(backup)],
+            env={**os.environ, **notes.env()},
+            stdin=keyboard,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(terminal)
+        os.close(keyboard)
+
+    assert done.stderr.startswith(
+        f"Replace alice's live database with {backup}? Rows written since that backup are "
+        "lost. [y/N] "
+    )
+    assert done.returncode == code
+    if code:
+        assert done.stderr.endswith("tenantdb: alice: not restored\n")
+    assert run_sql(notes, "alice", "SELECT body FROM notes") == [rows]
+
+
+def test_sync_reports_the_migration_script_it_ran(notes: Operator, tmp_path: Path) -> None:
+    notes.cli("db", "sync", "alice")  # to 1.1.0
+    registry = Path(notes.values["registry"])
+    (registry / "1.2.0.sql").write_text((registry / "1.1.0.sql").read_text())
+    (registry / "1.2.0.migrate.sql").write_text(
+        "UPDATE notes SET body = trim(body);\nDELETE FROM tags WHERE name = '';\n"
+    )
+    with (registry / "registry.toml").open("a") as toml:
+        toml.write(
+            '\n[[versions]]\nversion = "1.2.0"\ndescription = "Tidy notes"\n'
+            'created_at = "2026-01-03T00:00:00Z"\nschema = "1.2.0.sql"\n'
+            'migration = "1.2.0.migrate.sql"\n'
+        )
+
+    code, out, err = notes.cli("db", "sync", "alice")
+
+    assert (code, err) == (0, "")
+    assert out == (
+        "alice: applied migration script of 1.2.0 (2 statement(s)), 1.1.0 -> 1.2.0\n"
+        "  - migration script of 1.2.0 (2 statement(s))\n"
+    )
+
+
+def test_inspect_fits_100_columns_and_json_keeps_the_names(notes: Operator) -> None:
+    long = "t_" + "x" * 70
+    indexes = [f"{long}_by_col_{i}" for i in range(4)]
+    run_sql(
+        notes,
+        "alice",
+        f"CREATE TABLE {long} (id INTEGER PRIMARY KEY, col TEXT)",
+        *(f"CREATE INDEX {name} ON {long} (col, id)" for name in indexes),
+        *(f"CREATE VIEW {long}_view_{i} AS SELECT * FROM {long}" for i in range(3)),
+    )
+
+    code, out, _ = notes.cli("db", "inspect", "alice")
+    _, as_json, _ = notes.cli("db", "inspect", "alice", "--json")
+
+    assert code == 0
+    lines = out.splitlines()
+    assert [line for line in lines if len(line) > 100 and "location" not in line] == []
+    assert f"  {long[:47]}...        2     0        4         0" in lines
+    assert lines[-1] == "views: 3"
+    body = json.loads(as_json)
+    [table] = [t for t in body["tables"] if t["name"] == long]
+    assert table["indexes"] == indexes
+    assert len(body["views"]) == 3

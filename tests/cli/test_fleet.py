@@ -198,6 +198,8 @@ def test_status_lists_versions_and_drifted_tenants_with_reasons(fleet: Operator)
         "tenants": 4,
         "by_version": {"1.0.0": 1, "1.1.0": 3},
         "out_of_date": 4,
+        "ahead": 0,
+        "damaged": 0,
         "drifted": 1,
         "unreadable": 0,
     }
@@ -542,14 +544,16 @@ def test_a_catalog_from_before_leases_gets_their_columns(tmp_path: Path) -> None
 
 def test_a_catalog_made_by_tenantdb_0_1_opens_and_upgrades_without_loss(tmp_path: Path) -> None:
     """tests/catalogs/catalog-0.1.sql was dumped from a catalog the code before the catalog
-    had a registry made: every row survives, and stored statuses that could go stale
-    (current, out_of_date) become synced, read back against the registry as before."""
+    had a registry made: every row survives, stored statuses that could go stale (current,
+    out_of_date) become synced, read back against the registry as before, and absolute
+    file paths become relative to the data directory."""
     path = tmp_path / "catalog.db"
     with sqlite3.connect(path) as conn:
         conn.executescript((ROOT / "tests" / "catalogs" / "catalog-0.1.sql").read_text())
     conn.close()
     tables = ("tenants", "audit_log", "rollouts", "rollout_issues")
     before = {t: _rows(path, f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables}
+    before["audit_log"] = [(*row, None) for row in before["audit_log"]]  # + statements_digest
 
     async def go() -> tuple[list[TenantView], list[str]]:
         catalog, store = _opened(path)
@@ -563,7 +567,7 @@ def test_a_catalog_made_by_tenantdb_0_1_opens_and_upgrades_without_loss(tmp_path
         return [TenantView.of(r, "1.2.0") for r in records], versions
 
     views, versions = asyncio.run(go())
-    assert versions == ["1.0.0", "1.1.0"]
+    assert versions == ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0"]
     assert [(v.user_id, v.status) for v in views] == [
         ("ann", "current"),
         ("ben", "out_of_date"),
@@ -573,11 +577,20 @@ def test_a_catalog_made_by_tenantdb_0_1_opens_and_upgrades_without_loss(tmp_path
     ]
     after = {t: _rows(path, f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables}
     stored = {"current": "synced", "out_of_date": "synced"}
-    status_column = 8
-    assert after["tenants"] == [
-        (*row[:status_column], stored.get(str(row[status_column]), row[status_column]), row[-1])
-        for row in before["tenants"]
-    ]
+    location_column, status_column = 2, 8
+    assert (
+        after["tenants"]
+        == [
+            (
+                *row[:location_column],
+                f"tenants/ab/cd/{row[0]}.db",  # relative to the data directory
+                *row[location_column + 1 : status_column],
+                stored.get(str(row[status_column]), row[status_column]),
+                row[-1],
+            )
+            for row in before["tenants"]
+        ]
+    )
     assert {t: after[t] for t in tables[1:]} == {t: before[t] for t in tables[1:]}
 
 
@@ -608,3 +621,15 @@ def test_a_sign_in_on_another_replica_leaves_the_row_current(fleet: Operator) ->
         )
 
     assert asyncio.run(go()) == ("1.1.0", "out_of_date", "1.2.0", "current")
+
+
+def test_the_summary_lists_at_most_limit_tenants_with_whole_counts(fleet: Operator) -> None:
+    for user in ("bob", "carol", "dave"):
+        spoil(fleet, user)
+
+    code, out, _ = fleet.cli("fleet", "sync", "--limit", "1")
+
+    summary = summary_of(out)
+    assert code == 1
+    assert [d["user_id"] for d in summary["drifted"]] == ["bob"]
+    assert (summary["drifted_count"], summary["failed_count"], summary["upgraded"]) == (3, 0, 1)

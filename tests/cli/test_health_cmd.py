@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.clikit import notes_registry, run_sql
+from tests.cli.clikit import local_file, notes_registry, record_of, run_sql
 from tests.cli.conftest import Operator
 from tests.sqld import free_port, make_keypair
 
@@ -76,6 +76,7 @@ def test_out_of_date_and_drifted_tenants_fail_strict(fleet: Operator, tmp_path: 
         "out_of_date": 2,
         "drifted": 1,
         "drifted_tenants": ["carol"],
+        "damaged": 0,
     }
 
 
@@ -130,3 +131,23 @@ def test_an_unreachable_sqld_is_reported(operator: Operator, tmp_path: Path) -> 
         None,
         ["the sqld backend is unreachable"],
     )
+
+
+@pytest.mark.parametrize("backend_kind", ["local"])
+def test_a_damaged_database_is_counted_by_health_check_and_fleet_status(fleet: Operator) -> None:
+    path = local_file(fleet, record_of(fleet, "alice").location)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.write_bytes(b"this is not a database" * 200)
+    before = path.read_bytes()
+
+    sync = fleet.cli("db", "sync", "alice")
+    code, out, _ = fleet.cli("health-check", "--strict")
+    status = json.loads(fleet.cli("fleet", "status", "--json")[1])
+
+    assert sync[0] == 1
+    assert "not a sound SQLite database" in sync[2]
+    assert code == 1
+    assert "damaged      1\n" in out
+    assert status["damaged"] == 1
+    assert path.read_bytes() == before

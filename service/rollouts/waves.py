@@ -1,0 +1,309 @@
+"""A rollout in waves: cumulative percentages of the fleet, each checked before the next.
+
+The order is fixed by the job, so every run (and resume) sees the same waves: the tenants
+of its plan's `first` list in their order (internal accounts, say), then the others by a
+hash of their user id, so each wave is a spread of the fleet rather than a run of ids.
+After each wave, (failed + drifted) / its tenants above the plan's `max_failure_rate`
+halts the job (state "halted", the reason and the command to resume in its `error`).
+
+Each tenant done is a row of `rollout_tenants` (its wave, outcome, and for an upgraded one
+the stamp left and the backup taken), written after the catalog rows its sync deferred:
+a resumed run skips the tenants with a row, and syncs again those that failed or drifted
+(after a halt, their rows fixed). A tenant synced but not saved when a run died is found
+current by the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from typing import Final
+
+import msgspec
+import structlog
+
+from schema_registry import utc_now
+from service.catalog import TenantRecord
+from service.rollouts.model import (
+    Counts,
+    Job,
+    LeaseLost,
+    Plan,
+    Progress,
+    RolloutSummary,
+    TenantChange,
+    TenantIssue,
+    WaveCounts,
+    WaveState,
+    summarize,
+)
+from service.rollouts.one_tenant import Done, reason
+from service.rollouts.store import RolloutStore
+from service.rollouts.syncing import InProcessSyncer, Syncer, settle
+from service.status import ROLLOUT_OUTCOMES, RolloutOutcome
+from service.tenants import TenantService
+
+log = structlog.get_logger("tenantdb.fleet")
+
+_PAGE: Final = 500  # catalog rows read per query
+_REDONE: Final = ("failed", "drifted")  # a resumed job syncs these again
+
+
+def order_key(user_id: str, first: dict[str, int]) -> tuple[int, str]:
+    """Where a tenant stands in a job's order: the `first` list, then by hash."""
+    if user_id in first:
+        return 0, f"{first[user_id]:012d}"
+    return 1, hashlib.sha256(user_id.encode()).hexdigest()
+
+
+def wave_ends(total: int, waves: tuple[int, ...]) -> list[int]:
+    """The position after each wave's last tenant, for `total` tenants."""
+    return [min(total, math.ceil(total * percent / 100)) for percent in waves]
+
+
+def wave_counts(job: Job, plan: Plan, changes: list[TenantChange]) -> tuple[WaveCounts, ...]:
+    """Each wave's size and what happened to its tenants so far (`fleet status`, the API)."""
+    if not plan.waves:
+        return ()
+    by_wave: dict[int, Counter[RolloutOutcome]] = {}
+    for change in changes:
+        if change.wave is not None:
+            by_wave.setdefault(change.wave, Counter())[change.outcome] += 1
+    counts: list[WaveCounts] = []
+    start = 0
+    for index, end in enumerate(wave_ends(job.total, plan.waves)):
+        tally = by_wave.get(index, Counter())
+        done, bad = sum(tally.values()), tally["failed"] + tally["drifted"]
+        rate = bad / done if done else 0.0
+        state: WaveState = "pending" if not done else "running" if done < end - start else "passed"
+        if state == "passed" and plan.max_failure_rate is not None and rate > plan.max_failure_rate:
+            state = "halted"
+        counts.append(
+            WaveCounts(
+                wave=index + 1,
+                percent=plan.waves[index],
+                tenants=end - start,
+                done=done,
+                failure_rate=round(rate, 4),
+                state=state,
+                **{kind: tally[kind] for kind in ROLLOUT_OUTCOMES},
+            )
+        )
+        start = end
+    return tuple(counts)
+
+
+def percent(rate: float) -> str:
+    return f"{rate * 100:.3g}%"
+
+
+class WaveRun:
+    """One run of a job in waves: its tenants in the job's order, wave after wave."""
+
+    def __init__(
+        self,
+        tenants: TenantService,
+        store: RolloutStore,
+        job: Job,
+        plan: Plan,
+        *,
+        on_progress: Callable[[Progress], None] | None,
+        every: float,
+        syncer: Syncer | None,
+    ) -> None:
+        self.tenants = tenants
+        self.store = store
+        self.job = job
+        self.plan = plan
+        self.on_progress = on_progress
+        self.every = every
+        self.syncer = syncer or InProcessSyncer(tenants)
+        self.done: dict[str, TenantChange] = {}
+        self.tally: Counter[RolloutOutcome] = Counter()  # outcomes of `done`
+        self.issues: dict[str, TenantIssue] = {}
+        self.unsaved: list[TenantChange] = []
+        self.unsaved_issues: list[TenantIssue] = []
+        self.started = time.monotonic()
+        self.base_seconds = job.seconds
+        self.done_here = 0
+        self.lost: LeaseLost | None = None
+
+    async def go(self) -> RolloutSummary:
+        job_id = self.job.job_id
+        self.done = {c.user_id: c for c in await self.store.changes(job_id) if c.wave is not None}
+        redo = [u for u, c in self.done.items() if c.outcome in _REDONE]
+        for user_id in redo:
+            del self.done[user_id]
+        await self.store.forget_issues(job_id, redo)
+        self.issues = {i.user_id: i for i in await self.store.issues(job_id)}
+        self.tally = Counter(c.outcome for c in self.done.values())
+        self._update(state="running", error=None)
+        await self._save()
+        log.info("fleet.waves_started", job_id=job_id, waves=self.plan.waves, redo=len(redo))
+        self._emit()
+        syncing = asyncio.create_task(self._waves())
+        ticker = asyncio.create_task(self._tick(syncing))
+        try:
+            halted = await syncing
+        except BaseException as exc:
+            await _stop(ticker)
+            if self.lost is not None:
+                raise self.lost from None
+            cancelled = isinstance(exc, asyncio.CancelledError)
+            self._update(state="cancelled" if cancelled else "failed", error=reason(exc))
+            await self._save(release=True)
+            raise
+        await _stop(ticker)
+        if halted is not None:
+            self._update(state="halted", error=halted)
+            log.warning("fleet.rollout_halted", job_id=job_id, reason=halted)
+        else:
+            self._update(state="finished", finished_at=utc_now())
+        await self._save(release=True)
+        self._emit()
+        changes = list(self.done.values())
+        waves = wave_counts(self.job, self.plan, changes)
+        issues = sorted(self.issues.values(), key=lambda i: i.user_id)
+        return summarize(self.job, issues, plan=self.plan, waves=waves)
+
+    async def _ordered(self) -> list[TenantRecord]:
+        """The job's tenants (those there when it started) in its order."""
+        records: list[TenantRecord] = []
+        after: str | None = None
+        while page := await self.tenants.catalog.tenants(after=after, limit=_PAGE):
+            records += [r for r in page if r.created_at <= self.job.started_at]
+            after = page[-1].user_id
+        first = {user: i for i, user in enumerate(self.plan.first)}
+        return sorted(records, key=lambda r: order_key(r.user_id, first))
+
+    async def _waves(self) -> str | None:
+        """Sync wave after wave; the reason to halt after one, or None at the end."""
+        records = await self._ordered()
+        start = 0
+        for index, end in enumerate(wave_ends(self.job.total, self.plan.waves)):
+            wave = records[start:end]
+            await self._sync_wave(index, [r for r in wave if r.user_id not in self.done])
+            await self._save()
+            start = end
+            bad = sum(1 for r in wave if self.done[r.user_id].outcome in _REDONE)
+            rate = bad / len(wave) if wave else 0.0
+            limit = self.plan.max_failure_rate
+            log.info("fleet.wave_done", job_id=self.job.job_id, wave=index + 1, failure_rate=rate)
+            if limit is not None and rate > limit:
+                return (
+                    f"halted after wave {index + 1} (up to {self.plan.waves[index]}%): {bad} of "
+                    f"{len(wave)} tenant(s) failed or drifted ({percent(rate)}), above the "
+                    f"limit of {percent(limit)}; fix them (`tenantdb fleet status` lists them), "
+                    f"then `tenantdb fleet sync --resume {self.job.job_id}` syncs them again "
+                    "and goes on (add --max-failure-rate to change the limit)"
+                )
+        return None
+
+    async def _sync_wave(self, wave: int, records: list[TenantRecord]) -> None:
+        chunk = self.syncer.chunk
+        chunks = deque(records[i : i + chunk] for i in range(0, len(records), chunk))
+
+        async def work() -> None:
+            while chunks:
+                batch = chunks.popleft()
+                for record, result in zip(batch, await self._sync_chunk(batch), strict=True):
+                    self._finish(
+                        wave, record, await settle(self._sync_chunk, self.job, record, result)
+                    )
+
+        workers = [
+            asyncio.create_task(work()) for _ in range(min(self.job.concurrency, len(chunks)))
+        ]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _sync_chunk(self, records: list[TenantRecord]) -> list[Done | Exception]:
+        try:
+            return await self.syncer(records, self.job)
+        except Exception as exc:  # the whole call failed (a worker process died): each fails
+            return [exc] * len(records)
+
+    def _finish(self, wave: int, record: TenantRecord, done: Done) -> None:
+        kind, issue, change = done
+        change = change or TenantChange(
+            user_id=record.user_id, outcome=kind, from_version=record.schema_version
+        )
+        change = msgspec.structs.replace(change, wave=wave)
+        self.done[record.user_id] = change
+        self.tally[kind] += 1
+        self.unsaved.append(change)
+        if issue is not None:
+            self.issues[record.user_id] = issue
+            self.unsaved_issues.append(issue)
+        self.done_here += 1
+        self._update()
+
+    def _counts(self) -> Counts:
+        return Counts(**{kind: self.tally[kind] for kind in ROLLOUT_OUTCOMES})
+
+    def _update(self, **changes: object) -> None:
+        self.job = msgspec.structs.replace(
+            self.job, counts=self._counts(), updated_at=utc_now(), **changes
+        )
+
+    async def _save(self, *, release: bool = False) -> None:
+        """The catalog rows the syncs deferred first, then the tenants' rows, then the job."""
+        self._update(seconds=self.base_seconds + time.monotonic() - self.started)
+        job = self.job
+        changes, self.unsaved = self.unsaved, []
+        issues, self.unsaved_issues = self.unsaved_issues, []
+        try:
+            await self.tenants.catalog.flush()
+            await self.store.record_changes(job, changes)
+            await self.store.save(job, issues, release=release)
+        except BaseException:
+            self.unsaved = changes + self.unsaved
+            self.unsaved_issues = issues + self.unsaved_issues
+            raise
+
+    async def _tick(self, syncing: asyncio.Task[str | None]) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            self._emit()
+            try:
+                await self._save()
+            except LeaseLost as exc:
+                self.lost = exc
+                syncing.cancel()
+                return
+            except Exception as exc:  # saved again at the next tick
+                log.warning("fleet.progress_not_saved", job_id=self.job.job_id, error=str(exc))
+
+    def _emit(self) -> None:
+        if self.on_progress is None:
+            return
+        c = self.job.counts
+        elapsed = time.monotonic() - self.started
+        self.on_progress(
+            Progress(
+                job_id=self.job.job_id,
+                state=self.job.state,
+                target=self.job.target,
+                dry_run=self.job.dry_run,
+                total=self.job.total,
+                done=c.done,
+                rate=round(self.done_here / elapsed, 1) if elapsed > 0 else 0.0,
+                elapsed_s=round(elapsed, 3),
+                **{kind: getattr(c, kind) for kind in ROLLOUT_OUTCOMES},
+            )
+        )
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
