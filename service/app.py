@@ -1,30 +1,53 @@
-"""The Litestar application, built from explicit settings by `create_app`."""
+"""The Litestar application, built from explicit settings by `create_app`; `worker_app`
+builds it in each server process of `tenantdb serve --workers N`."""
 
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Final
 
+import msgspec
 import structlog
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.exceptions import TooManyRequestsException
 
 from schema_registry import Registry, load_registry
 from service.api.admin import AdminController, rollout_jobs
+from service.api.docs import docs_assets, openapi_config
 from service.api.health import HealthController, health
+from service.api.limits import rate_limit_middleware, rate_limited_handler, sweep_counters
 from service.api.metrics import metrics
+from service.api.ready import ready
 from service.api.request_log import request_logging
 from service.api.users import UserController
+from service.api.validation import JsonRequest
 from service.auth import Authenticator
 from service.config import Settings
 from service.errors import EXCEPTION_HANDLERS
+from service.logs import configure_logging
 from service.operations.metrics import Metrics
 from service.wiring import open_runtime
 
 log = structlog.get_logger("tenantdb.app")
+
+# The settings `serve` validated, as JSON, for the server processes it starts (they share
+# its environment, and would otherwise read, check and warn about it again, each).
+WORKER_SETTINGS: Final = "TENANTDB_WORKER_SETTINGS"
+
+
+def worker_app() -> Litestar:
+    """The app of one server process under `tenantdb serve --workers N` (uvicorn's app
+    factory: each worker is a fresh interpreter, started by spawn, that calls this once
+    before it serves). Settings come from `serve`, logging is set up as `serve` set it up,
+    and the registry is loaded from the same folder `serve` loaded and checked."""
+    settings = msgspec.json.decode(os.environ[WORKER_SETTINGS], type=Settings)
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)
 
 
 def create_app(settings: Settings, registry: Registry | None = None) -> Litestar:
@@ -52,24 +75,52 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
         log.info("service.stopped")
 
     return Litestar(
-        route_handlers=[UserController, HealthController, health, metrics, AdminController],
-        lifespan=[lifespan, rollout_jobs],  # rollout_jobs closes first: cancels rollouts
+        route_handlers=[
+            UserController,
+            HealthController,
+            health,
+            metrics,
+            ready,
+            AdminController,
+            docs_assets(),
+        ],
+        # rollout_jobs closes first: cancels rollouts
+        lifespan=[lifespan, rollout_jobs, sweep_counters],
         state=State(
             {"authenticator": Authenticator(settings), "settings": settings, "metrics": counters}
         ),
-        exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[request_logging],
+        exception_handlers={**EXCEPTION_HANDLERS, TooManyRequestsException: rate_limited_handler},
+        middleware=[request_logging, *rate_limit_middleware(settings)],
+        cors_config=cors_config(settings),
+        request_class=JsonRequest,
         logging_config=None,
-        openapi_config=OpenAPIConfig(
-            title="tenantdb",
-            version="0.1.0",
-            description="A database per user, kept on the current schema.",
-            components=Components(
-                security_schemes={
-                    "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
-                }
-            ),
-            security=[{"bearer": []}],
-            path="/schema",
-        ),
+        openapi_config=openapi_config(version="0.1.0"),
+    )
+
+
+def cors_config(settings: Settings) -> CORSConfig | None:
+    """Browsers' cross-origin calls from TENANTDB_CORS_ORIGINS; none allowed when unset.
+
+    Litestar answers a preflight (OPTIONS with Origin) before routing, so before any guard:
+    a preflight carries no credentials (Fetch standard, CORS-preflight request).
+    """
+    if not settings.cors_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-Id"],
+        # Bearer tokens, never cookies: no credentials mode.
+        allow_credentials=False,
+        # What a page may read beyond the CORS-safelisted response headers.
+        expose_headers=[
+            "Retry-After",
+            "WWW-Authenticate",
+            "X-Request-Id",
+            "Content-Disposition",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+            "RateLimit-Policy",
+        ],
     )

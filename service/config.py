@@ -6,13 +6,17 @@ every bad value is reported on a line of its own before anything starts.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
 import msgspec
+import structlog
 
 from schema_registry import EXAMPLE
 
@@ -41,6 +45,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     jwt_public_key_file: str | None = None
     jwks_url: str | None = None
     jwks_cooldown: float = 30.0  # least seconds between JWKS fetches for an unknown kid
+    jwks_timeout: float = 5.0  # most seconds a sign-in waits for the JWKS endpoint
+    startup_timeout: float = 30.0  # seconds to keep trying a backend not answering yet
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway: float = 30.0
@@ -64,13 +70,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Runtime
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    workers: int = 8  # threads doing SQLite work off the event loop
+    threads: int = 8  # threads doing SQLite work off the event loop, in each server process
     connection_cache: int = 1024  # idle tenant connections kept open (LRU)
     # Backups before schema changes (service/backups.py) and /metrics (service/metrics.py)
     backup_policy: Literal["always", "migration", "never"] = "migration"
     backup_keep: int = 5  # newest backups kept per tenant
     backup_dir: str | None = None  # default: DATA_DIR/backups
     metrics_token: str | None = None  # when set, /metrics needs `Authorization: Bearer` it
+    # The HTTP edge: browsers (CORS, service/app.py) and rate limits (service/api/limits.py).
+    cors_origins: tuple[str, ...] = ()  # origins whose pages may call the API; "*": any
+    rate_limit: Literal["on", "off"] = "on"
+    rate_limit_user: int = 30  # sync-schema and export calls per user (token subject) a minute
+    rate_limit_auth_failures: int = 60  # failed authentications per client address a minute
 
     @property
     def data_path(self) -> Path:
@@ -84,7 +95,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 _SECRET_FIELDS: Final = frozenset({"jwt_secret", "metrics_token"})
-_LIST_FIELDS: Final = frozenset({"jwt_algorithms", "sqld_url", "sqld_admin_url"})
+_LIST_FIELDS: Final = frozenset({"jwt_algorithms", "sqld_url", "sqld_admin_url", "cors_origins"})
+# TENANTDB_* variables that are not settings: the config file's name, the test suite's own.
+# TENANTDB_WORKER_SETTINGS: what `tenantdb serve --workers N` hands its server processes.
+_NOT_SETTINGS: Final = frozenset({"CONFIG", "SQLD_BIN", "INTERRUPT_SEED", "WORKER_SETTINGS"})
+# Old names still read, each with a warning at start-up naming its new one.
+_RENAMED: Final = {"workers": "threads"}  # TENANTDB_WORKERS: SQLite threads, not processes
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -94,17 +110,18 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     config_file = env.get(PREFIX + "CONFIG")
     if config_file:
         try:
-            raw.update(tomllib.loads(Path(config_file).read_text(encoding="utf-8")))
+            loaded = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
+            raw.update({k: v for k, v in loaded.items() if v != ""})  # empty means unset
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"TENANTDB_CONFIG={config_file}: {exc}") from None
     fields = set(Settings.__struct_fields__)
     problems: list[str] = []
-    for key, value in env.items():
-        if not key.startswith(PREFIX) or key == PREFIX + "CONFIG":
-            continue
-        name = key[len(PREFIX) :].lower()
-        if name in fields:
-            raw[name] = _from_env(name, value)
+    file_renamed = _take_renamed(raw)
+    env_raw, unknown = _read_env(env, fields)
+    renamed = file_renamed | _take_renamed(env_raw)
+    raw.update(env_raw)
+    for old, value in renamed.items():  # the new name wins wherever it is given
+        raw.setdefault(_RENAMED[old], value)
     raw.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings()
     for name, value in raw.items():
@@ -117,11 +134,99 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             )
         except msgspec.ValidationError as exc:
             shown = "***" if name in _SECRET_FIELDS else repr(value)
-            problems.append(f"{_env_name(name)}={shown}: {_reason(exc)}")
+            problems.append(f"{_env_name(name)}={shown}: {_reason(exc, name)}")
+    if "registry" in raw:
+        settings, problem = _registry_folder(settings)
+        problems += [problem] if problem else []
+    elif settings.environment != "development":
+        problems.append(
+            "TENANTDB_REGISTRY: set it to your registry folder (the one holding registry.toml); "
+            "the example registry is served only when TENANTDB_ENVIRONMENT=development"
+        )
     problems += _check(settings)
     if problems:
         raise ConfigError("\n".join(problems))
+    _warn_unknown(unknown, settings)
+    _warn_renamed(sorted(renamed), settings)
     return settings
+
+
+def _read_env(env: Mapping[str, str], fields: set[str]) -> tuple[dict[str, Any], list[str]]:
+    """The TENANTDB_* settings in `env` (old names too), and the unknown variables."""
+    raw: dict[str, Any] = {}
+    unknown: list[str] = []
+    for key, value in env.items():
+        if not key.startswith(PREFIX) or key[len(PREFIX) :] in _NOT_SETTINGS:
+            continue
+        name = key[len(PREFIX) :].lower()
+        if name not in fields and name not in _RENAMED:
+            unknown.append(key)
+        elif value.strip():  # empty means unset (compose renders `${X:-}` as "")
+            raw[name] = _from_env(name, value)
+    return raw, unknown
+
+
+def _take_renamed(raw: dict[str, Any]) -> dict[str, Any]:
+    """Remove the settings given under an old name from `raw`; return them, by old name."""
+    return {old: raw.pop(old) for old in _RENAMED if old in raw}
+
+
+def _registry_folder(s: Settings) -> tuple[Settings, str | None]:
+    """Accept the registry.toml file itself for its folder; any other file is a mistake."""
+    path = Path(s.registry).expanduser()
+    if not path.is_file():
+        return s, None  # a folder, or missing: load_registry says what is wrong with it
+    if path.name == "registry.toml":
+        return msgspec.structs.replace(s, registry=str(path.parent)), None
+    return s, f"TENANTDB_REGISTRY={s.registry}: a file; give the folder holding registry.toml"
+
+
+def unknown_variable_hints(names: list[str]) -> list[tuple[str, str | None]]:
+    """Each unknown TENANTDB_* name with the closest real one (a typo is otherwise silent)."""
+    known = [_env_name(f) for f in Settings.__struct_fields__]
+    return [(n, next(iter(difflib.get_close_matches(n, known, n=1)), None)) for n in names]
+
+
+def _config_log(settings: Settings) -> Any:
+    """The config's logger; logging is set up first if nobody has yet, so a warning goes to
+    stderr as a log line and never into a command's stdout."""
+    if not structlog.is_configured():
+        from service.logs import configure_logging  # noqa: PLC0415 - only when there is a warning
+
+        configure_logging(settings.log_format, settings.log_level)
+    return structlog.get_logger("tenantdb.config")
+
+
+def _warn_renamed(old_names: list[str], settings: Settings) -> None:
+    """Log each setting given under its old name, naming the new one."""
+    if not old_names:
+        return
+    log = _config_log(settings)
+    for old in old_names:
+        variable, new = _env_name(old), _env_name(_RENAMED[old])
+        log.warning(
+            "config.deprecated_variable",
+            variable=variable,
+            use=new,
+            message=f"{variable} is deprecated: set {new} instead (same meaning: the threads "
+            "doing SQLite work in each server process); when both are set, "
+            f"{new} is used",
+        )
+
+
+def _warn_unknown(names: list[str], settings: Settings) -> None:
+    """Log each unknown variable (see _config_log for where it goes)."""
+    if not names:
+        return
+    log = _config_log(settings)
+    for name, closest in unknown_variable_hints(sorted(names)):
+        log.warning(
+            "config.unknown_variable",
+            variable=name,
+            did_you_mean=closest,
+            message=f"{name} is not a setting and is ignored"
+            + (f"; did you mean {closest}?" if closest else ""),
+        )
 
 
 def _from_env(name: str, value: str) -> Any:
@@ -134,8 +239,18 @@ def _env_name(name: str) -> str:
     return PREFIX + name.upper()
 
 
-def _reason(exc: msgspec.ValidationError) -> str:
-    return str(exc).split(" - at ")[0]
+def _reason(exc: msgspec.ValidationError, name: str | None = None) -> str:
+    """msgspec's message, with the allowed values when the setting is a choice."""
+    reason = str(exc).split(" - at ")[0]
+    choices = _choices(name) if name else ()
+    return f"choose one of {', '.join(choices)}" if choices else reason
+
+
+def _choices(name: str) -> tuple[str, ...]:
+    hint = typing.get_type_hints(Settings).get(name)
+    if typing.get_origin(hint) is Literal:
+        return tuple(str(a) for a in typing.get_args(hint))
+    return ()
 
 
 def _check(s: Settings) -> list[str]:
@@ -156,18 +271,54 @@ def _check(s: Settings) -> list[str]:
         )
     if s.jwt_secret is not None and len(s.jwt_secret) < 32:
         problems.append("TENANTDB_JWT_SECRET: use at least 32 characters")
-    if s.workers < 1:
-        problems.append("TENANTDB_WORKERS: must be at least 1")
+    if s.threads < 1:
+        problems.append("TENANTDB_THREADS: must be at least 1")
     if s.connection_cache < 0:
         problems.append("TENANTDB_CONNECTION_CACHE: must be 0 or more")
     if s.jwt_leeway < 0:
         problems.append("TENANTDB_JWT_LEEWAY: must be 0 or more")
     if s.backup_keep < 1:
         problems.append("TENANTDB_BACKUP_KEEP: keep at least 1 backup per tenant")
+    problems += _check_auth_and_startup(s)
+    problems += _check_http_edge(s)
     if s.metrics_token is not None and len(s.metrics_token) < 16:
         problems.append("TENANTDB_METRICS_TOKEN: use at least 16 characters")
     if s.backend == "sqld":
         problems += _check_sqld(s)
+    return problems
+
+
+def _check_auth_and_startup(s: Settings) -> list[str]:
+    problems: list[str] = []
+    if not s.admin_role.strip():
+        problems.append("TENANTDB_ADMIN_ROLE: give a role name (an empty one would match anyone)")
+    if not 0 < s.jwks_timeout <= 60:
+        problems.append("TENANTDB_JWKS_TIMEOUT: between 0 and 60 seconds")
+    if s.startup_timeout < 0:
+        problems.append("TENANTDB_STARTUP_TIMEOUT: must be 0 or more")
+    return problems
+
+
+def _check_http_edge(s: Settings) -> list[str]:
+    """CORS origins as browsers send them (scheme://host[:port]); rate limits of 1 or more."""
+    problems: list[str] = []
+    for origin in s.cors_origins:
+        parts = urlsplit(origin)
+        exact = (
+            parts.scheme in ("http", "https")
+            and parts.netloc
+            and origin == (f"{parts.scheme}://{parts.netloc}")
+        )
+        if origin != "*" and not exact:
+            problems.append(
+                f"TENANTDB_CORS_ORIGINS: {origin!r} is not an origin: give scheme://host[:port] "
+                "with no path or trailing slash (e.g. https://app.example.com), or *"
+            )
+    for name in ("rate_limit_user", "rate_limit_auth_failures"):
+        if getattr(s, name) < 1:
+            problems.append(
+                f"{_env_name(name)}: at least 1 a minute (TENANTDB_RATE_LIMIT=off turns limits off)"
+            )
     return problems
 
 
@@ -183,6 +334,11 @@ def _check_sqld(s: Settings) -> list[str]:
         problems.append("TENANTDB_SQLD_JWT_KEY_FILE: the Ed25519 private key (PEM) is required")
     elif not Path(s.sqld_jwt_key_file).is_file():
         problems.append(f"TENANTDB_SQLD_JWT_KEY_FILE: no such file {s.sqld_jwt_key_file}")
+    elif not os.access(s.sqld_jwt_key_file, os.R_OK):
+        problems.append(
+            f"TENANTDB_SQLD_JWT_KEY_FILE: {s.sqld_jwt_key_file} is not readable by uid "
+            f"{os.getuid()} (the image runs as uid 10001: chown 10001 the key, keep it 0600)"
+        )
     if not s.public_url_template or "{namespace}" not in s.public_url_template:
         problems.append(
             "TENANTDB_PUBLIC_URL_TEMPLATE: required, with {namespace} "

@@ -77,3 +77,12 @@ def test_sqld_smoke(tmp_path: Path) -> None:
     assert "returning user: initialize finds it current and syncs nothing" in guards
     assert "after the warm-up, initialize is the fast path" in guards
     assert "no request failed" in guards
+
+
+@pytest.mark.sqld
+def test_sqld_scale_smoke(tmp_path: Path) -> None:
+    guards = smoke(tmp_path, "sqld_scale", sqld=True)
+    assert guards["every user asked"] == 2  # the baseline and the bigger run
+    assert "non_200: none" in guards
+    assert "failed_tenants: none" in guards
+    assert "catalog_rows_missing: none" in guards

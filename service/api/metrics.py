@@ -17,7 +17,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
 
-from service.api.deps import provide_tenants
+from service.api.deps import CATALOG_FAULTS, errors, provide_tenants
 from service.config import Settings
 from service.errors import Unauthorized
 from service.operations.metrics import MEDIA_TYPE, Metrics
@@ -38,12 +38,20 @@ async def metrics_token(
 @get(
     "/metrics",
     tags=["health"],
+    operation_id="metrics",
+    summary="Prometheus metrics",
+    description="Counters and gauges in Prometheus's text format: syncs by outcome and "
+    "trigger, sync durations, provisioning, tenants by version, drift. Public by default "
+    "(counts only, no user ids); with `TENANTDB_METRICS_TOKEN` set a scrape needs "
+    "`Authorization: Bearer` that static token, else 401.",
+    response_description="Prometheus text exposition format",
+    responses=errors("unauthorized", *CATALOG_FAULTS),
     guards=[metrics_token],
     dependencies={"tenants": Provide(provide_tenants, sync_to_thread=False)},
     media_type=MEDIA_TYPE,
 )
-async def metrics(state: State, tenants: NamedDependency[TenantService]) -> Response[str]:
-    """Syncs by outcome and trigger, sync durations, provisioning, tenants by version, drift."""
+async def metrics(state: State, tenants: NamedDependency[TenantService]) -> Response[bytes]:
+    """Syncs, requests, fast-path sign-ins, tenants by version, drift, the process."""
     counters: Metrics = state.metrics
     versions = [v.version for v in tenants.registry.versions]
     text = await counters.render(tenants.catalog, versions)

@@ -1,24 +1,69 @@
-"""One log event per request: method, path, status, duration, request id, user id."""
+"""One log event per request (method, path, status, duration, request id, user id), and
+the request's count and latency in the app's metrics (service.operations.metrics).
+
+A request without an `X-Request-Id` gets one from a counter behind a random per-process
+prefix (32 random bits: in practice unique across the server processes and their
+restarts), made without a system call (uuid4 reads the OS's random source on every
+request, and sign-ins are the product's cost). Nothing here waits on disk: the log line is
+queued to the log writer's thread (service.logs).
+"""
 
 from __future__ import annotations
 
+import itertools
+import os
+import secrets
 import time
-import uuid
 
 import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.operations.metrics import UNMATCHED, Metrics
+
 log = structlog.get_logger("tenantdb.http")
+
+_REQUEST_ID: bytes = b"x-request-id"
+
+
+class RequestIds:
+    """`<8 random hex of this process><8 hex of a counter>`: 16 characters, as before.
+
+    A forked child draws a new prefix (os.register_at_fork), so no two processes share one
+    and a request pays for neither a random draw nor a getpid.
+    """
+
+    def __init__(self) -> None:
+        self.pid = 0
+        self._prefix = ""
+        self._counter = itertools.count()
+        self._start()
+        os.register_at_fork(after_in_child=self._start)
+
+    def _start(self) -> None:
+        self.pid = os.getpid()
+        self._prefix = secrets.token_hex(4)
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFF:08x}"
+
+
+_ids = RequestIds()  # one per process: every app in it draws from the same counter
 
 
 def request_logging(app: ASGIApp) -> ASGIApp:
+    metrics: Metrics | None = None  # the app's, found on its first request
+    ids = _ids
+
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal metrics
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex[:16]
+        request_id = _header(scope, _REQUEST_ID) or ids.next()
+        # Every line logged while this request runs carries its id.
         structlog.contextvars.bind_contextvars(request_id=request_id)
         status = 500
 
@@ -27,21 +72,30 @@ def request_logging(app: ASGIApp) -> ASGIApp:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
+                headers.append((_REQUEST_ID, request_id.encode()))
                 message["headers"] = headers
             await send(message)
 
         try:
             await app(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
+            if metrics is None:
+                metrics = getattr(scope["app"].state, "metrics", None)
+            if metrics is not None:
+                # The route's template (Litestar sets it once routed), never the raw path:
+                # user ids in label values would make a series per user.
+                route = scope.get("path_template", UNMATCHED)
+                metrics.request(route, scope["method"], status, seconds)
             identity = scope.get("state", {}).get("identity")
             log.info(
                 "request.completed",
                 method=scope.get("method"),
                 path=scope["path"],
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                duration_ms=round(seconds * 1000, 3),
                 user_id=getattr(identity, "user_id", None),
+                pid=ids.pid,
             )
             structlog.contextvars.clear_contextvars()
 

@@ -173,7 +173,14 @@ def serve(tmp_path: Path, backend_kind: str) -> Iterator[Any]:
     def start(**overrides: Any) -> Running:
         for server in started:
             server.stop()
-        values: dict[str, Any] = {"data_dir": str(data_dir), "jwt_secret": SECRET, **backend}
+        # Rate limits off: tests fire bursts and bad tokens from one address by design;
+        # tests/api/test_rate_limits.py turns them on.
+        values: dict[str, Any] = {
+            "data_dir": str(data_dir),
+            "jwt_secret": SECRET,
+            "rate_limit": "off",
+            **backend,
+        }
         values.update({k: str(v) if isinstance(v, Path) else v for k, v in overrides.items()})
         running = Running(load_settings({}, **values), free_port())
         running.start()
