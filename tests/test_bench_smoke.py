@@ -62,6 +62,17 @@ def test_fleet_local_smoke(tmp_path: Path) -> None:
     assert "local: both sides' databases are at 1.1.0 with its tables" in guards
 
 
+def test_migrations_smoke(tmp_path: Path) -> None:
+    guards = smoke(tmp_path, "migrations")
+    assert "registry: the generated script rebuilds trades" in guards
+    assert "rehearse: every tenant passed" in guards
+    assert "rehearse: no live file changed (hash)" in guards
+    assert "sync: every tenant upgraded, none failed or drifted" in guards
+    for what in ("sync", "rebuild ours", "rebuild bare"):
+        assert f"{what}: schema equals 1.3.0's (the engine's diff is empty)" in guards
+        assert f"{what}: every row kept (rows per table, trades' totals)" in guards
+
+
 @pytest.mark.sqld
 def test_fleet_sqld_smoke(tmp_path: Path) -> None:
     guards = smoke(tmp_path, "fleet", "--only", "sqld", sqld=True)

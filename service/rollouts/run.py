@@ -280,7 +280,8 @@ class _Run:
             log.warning("fleet.rollout_stopped", job_id=self.job.job_id, state=self.job.state)
             raise
         await _stop(ticker)
-        self._update(state="finished", finished_at=utc_now())
+        done = sum(self.committed.values())
+        self._update(state="finished", finished_at=utc_now(), total=max(self.job.total, done))
         await self._save(release=True)
         self._emit()
         summary = summarize(self.job, self.issues)
@@ -317,7 +318,9 @@ class _Run:
             for record in page:
                 if record.created_at > self.job.started_at:
                     # Signed up after the job started: created at the registry's current
-                    # version then, and left to their next sign-in, so done <= total.
+                    # version then, and left to their next sign-in. (Times are to the
+                    # second: one who signed up in the job's first second is included, and
+                    # counted into its total at the end.)
                     self.late += 1
                     continue
                 self.window[record.user_id] = None

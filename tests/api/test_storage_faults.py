@@ -4,6 +4,7 @@ tenant's file is never overwritten, and the other users keep being served."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sqlite3
 import threading
 import time
@@ -209,3 +210,28 @@ def test_delete_racing_sign_in_export_and_sync_never_answers_500(serve: Any) -> 
     assert seen["initialize"] == {200}
     for kind in ("delete", "export", "sync"):
         assert seen[kind] <= {200, 404}, (kind, seen)
+
+
+def test_a_moved_data_directory_keeps_every_users_data(serve: Any, tmp_path: Path) -> None:
+    """The data directory copied elsewhere and the service pointed at the copy: users get
+    their own databases there, and nothing is made at the old place."""
+    first = tmp_path / "first"
+    server = serve(data_dir=first)
+    old_file = file_of(server.initialize("alice"))
+    sqlite3.connect(old_file, isolation_level=None).execute(
+        "INSERT INTO accounts (name) VALUES ('kept')"
+    ).connection.close()
+    server.initialize("bob")
+    server = serve(data_dir=tmp_path / "elsewhere")  # stops the first server
+    shutil.rmtree(tmp_path / "elsewhere")
+    shutil.copytree(first, tmp_path / "elsewhere")
+    before = digest(old_file)
+    server = serve(data_dir=tmp_path / "elsewhere")
+
+    moved = file_of(server.initialize("alice"))
+
+    assert moved.is_relative_to(tmp_path / "elsewhere")
+    conn = sqlite3.connect(moved)
+    assert conn.execute("SELECT name FROM accounts").fetchall() == [("kept",)]
+    conn.close()
+    assert digest(old_file) == before  # the old place untouched

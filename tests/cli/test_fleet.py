@@ -244,6 +244,42 @@ def test_status_verify_reads_every_database(fleet: Operator) -> None:
     ]
 
 
+def test_a_rollout_total_is_fixed_when_it_starts_and_late_sign_ups_are_not_counted(
+    fleet: Operator,
+) -> None:
+    """Users who sign up while a job runs are created at the current version and left to
+    their next sign-in: the job's done never passes its total."""
+
+    async def go(tenants: TenantService) -> tuple[int, int, int]:
+        job = await start_job(tenants)
+        await asyncio.sleep(1.1)  # times are to the second
+        await tenants.initialize("zed", None)  # signs up after the job started
+        summary = await rollout(tenants, job_id=job.job_id)
+        return job.total, summary.total, summary.done
+
+    assert fleet.with_tenants(go) == (len(USERS), len(USERS), len(USERS))
+    assert versions(fleet, "zed") == ["1.2.0"]
+
+
+def test_a_rollout_to_a_version_older_than_every_tenant_refuses_before_starting(
+    fleet: Operator,
+) -> None:
+    assert fleet.cli("fleet", "sync")[0] == 0  # every tenant at 1.2.0
+    jobs_before = fleet.with_tenants(lambda t: t.catalog.rollouts.jobs())
+
+    code, _, err = fleet.cli("fleet", "sync", "--to", "1.1.0")
+    db_code, _, db_err = fleet.cli("db", "sync", "alice", "--to", "1.1.0")
+    status = json.loads(fleet.cli("fleet", "status", "--json")[1])
+
+    assert code == 2
+    assert "newer than 1.1.0" in err
+    assert len(fleet.with_tenants(lambda t: t.catalog.rollouts.jobs())) == len(jobs_before)
+    assert db_code == 1
+    assert "does not downgrade" in db_err
+    assert status["by_version"] == {"1.2.0": len(USERS)}
+    assert record_of(fleet, "alice").status == "synced"  # not marked failed
+
+
 def test_resume_continues_a_job_after_its_cursor(fleet: Operator) -> None:
     """A job that stopped after alice and bob: resuming it syncs carol and dave only."""
 

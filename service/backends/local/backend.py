@@ -112,7 +112,7 @@ class LocalBackend:
                         "the database file is missing: call POST /api/user/initialize"
                     )
                 os.makedirs(os.path.dirname(location), exist_ok=True)
-                created = True
+                created = _claim(location)
             result = self._with_db(
                 location,
                 create,
@@ -268,3 +268,15 @@ def _files(root: Path, top: str) -> list[str]:
             if entry.name.endswith(".db") and entry.is_file():
                 found.append(f"tenants/{top}/{middle.name}/{entry.name}")
     return sorted(found)
+
+
+def _claim(location: str) -> bool:
+    """Make the empty file, atomically: of several server processes signing one new user
+    in at once, exactly one says it created the database (the others sync the file it
+    made, and SQLite's write lock orders their transactions)."""
+    try:
+        fd = os.open(location, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
