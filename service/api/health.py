@@ -37,6 +37,7 @@ _DETAILED = {
     "tenants": 1200,
     "tenants_by_version": {"1.1.0": 20, "1.2.0": 1180},
     "drifted_tenants": 0,
+    "damaged_tenants": 0,
 }
 
 
@@ -53,7 +54,8 @@ class HealthController(Controller):
         summary="Detailed health report",
         description="The registry, whether the backend answers, tenants by version and how "
         "many have drifted (from the catalog, as of each tenant's last sync). `status` is "
-        "`degraded` when the backend does not answer or a tenant has drifted (admin token).",
+        "`degraded` when the backend does not answer or a tenant has drifted or is damaged "
+        "(admin token).",
         responses=errors("unauthorized", "forbidden_admin", *CATALOG_FAULTS)
         | ok(DetailedHealth, "The health report", ("Healthy", _DETAILED)),
     )
@@ -61,9 +63,10 @@ class HealthController(Controller):
         """Registry, backend reachability, catalog counts and drift (admin token required)."""
         reachable = await tenants.backend.ping()
         count, by_version, drifted = await tenants.catalog.summary()
+        damaged = await tenants.catalog.count("damaged")
         registry = tenants.registry
         return DetailedHealth(
-            status="ok" if reachable and not drifted else "degraded",
+            status="ok" if reachable and not drifted and not damaged else "degraded",
             registry_path=registry.path,
             registry_version=registry.current.version,
             registry_versions=[v.version for v in registry.versions],
@@ -73,4 +76,5 @@ class HealthController(Controller):
             tenants=count,
             tenants_by_version=by_version,
             drifted_tenants=drifted,
+            damaged_tenants=damaged,
         )

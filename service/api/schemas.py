@@ -146,6 +146,7 @@ class DetailedHealth(Reply, frozen=True):
     tenants: int
     tenants_by_version: dict[str, int]
     drifted_tenants: int
+    damaged_tenants: int  # database files that are not sound SQLite, left as they are
 
 
 class Deleted(Reply, frozen=True):

@@ -109,8 +109,12 @@ def test_a_damaged_file_is_409_left_as_it_is_and_shown_as_damaged(serve: Any, da
             headers=server.headers("ops", admin=True),
         )
         scraped = client.get("/metrics").text
+        health = client.get(
+            "/api/health/detailed", headers=server.headers("ops", admin=True)
+        ).json()
     assert [t["user_id"] for t in listed.json()["tenants"]] == ["alice"]
     assert "tenantdb_tenants_damaged 1.0" in scraped
+    assert (health["status"], health["damaged_tenants"]) == ("degraded", 1)
 
 
 def test_a_write_lock_held_past_the_busy_timeout_is_503_with_retry_after(
