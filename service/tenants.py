@@ -92,14 +92,12 @@ def _refused(request: SyncRequest, record: TenantRecord, exc: Exception) -> Audi
     if not isinstance(exc, StatementFailed):
         return None
     return AuditEntry(
-        at=utc_now(),
         user_id=record.user_id,
         trigger=request.trigger,
         actor=request.actor,
         from_version=record.schema_version,
         to_version=exc.version,
         status=f"failed: {exc.sqlite_message}",
-        changes_applied=0,
         statements=(exc.statement,),
     )
 
@@ -108,15 +106,11 @@ def _recovered(record: TenantRecord, result: SyncResult) -> AuditEntry:
     """The audit entry of a change found applied without one (see `_catalog_behind`); the
     tenant's own history rows say when and by which trigger, its SQL is not known here."""
     return AuditEntry(
-        at=utc_now(),
         user_id=record.user_id,
         trigger="recovered",
-        actor=None,
         from_version=record.schema_version,
         to_version=result.to_version,
         status="applied",
-        changes_applied=0,
-        statements=(),
     )
 
 
@@ -350,7 +344,6 @@ class TenantService:
             audit = None
             if apply and result.statements and result.up_to_date:
                 audit = AuditEntry(
-                    at=utc_now(),
                     user_id=user_id,
                     trigger=request.trigger,
                     actor=request.actor,

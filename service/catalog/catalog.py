@@ -16,7 +16,7 @@ from typing import Final
 
 import msgspec
 
-from schema_registry import Database, Row, Stamp, Value
+from schema_registry import Database, Row, Stamp, Value, utc_now
 from service.catalog.tables import open_tables
 from service.rollouts.store import RolloutStore
 from service.status import Stored, TenantStatus, status_of
@@ -49,17 +49,19 @@ class TenantRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """One applied change set: who asked (trigger, actor), from and to, and the SQL."""
+    """One change to a tenant: who asked (trigger, actor), from and to, and the SQL. The
+    defaults are those of an entry with no SQL of its own (a restore, a recovered or
+    reconciled tenant, a refused statement names its one)."""
 
-    at: str
     user_id: str
-    trigger: str  # sign-in, manual, fleet, cli, restore, recovered (see TenantService)
-    actor: str | None
+    trigger: str  # a SyncRequest's trigger, or restore, recovered, reconcile
     from_version: str | None
     to_version: str
     status: str
-    changes_applied: int
-    statements: tuple[str, ...]
+    actor: str | None = None
+    at: str = msgspec.field(default_factory=utc_now)
+    changes_applied: int = 0
+    statements: tuple[str, ...] = ()
     id: int | None = None
 
 

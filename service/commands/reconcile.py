@@ -234,15 +234,12 @@ def _row(user_id: str, location: str, history: list[HistoryRow]) -> TenantRecord
 
 def _entry(user_id: str, history: list[HistoryRow], actor: str | None) -> AuditEntry:
     return AuditEntry(
-        at=utc_now(),
         user_id=user_id,
         trigger="reconcile",
         actor=actor,
         from_version=None,
         to_version=history[-1].version,
         status="registered",
-        changes_applied=0,
-        statements=(),
     )
 
 

@@ -33,7 +33,7 @@ from typing import Final, Literal, cast, get_args
 import msgspec
 import structlog
 
-from schema_registry import HistoryRow, Registry, SqliteDatabase, drive, newest_history, utc_now
+from schema_registry import HistoryRow, Registry, SqliteDatabase, drive, newest_history
 from service.auth import check_user_id
 from service.backends.base import Backend, DatabaseMissing
 from service.catalog import AuditEntry, TenantRecord
@@ -226,15 +226,12 @@ async def restore_backup(
     outcome = await tenants.sync(request)
     await tenants.catalog.record_audit(
         AuditEntry(
-            at=utc_now(),
             user_id=user_id,
             trigger="restore",
             actor=actor,
             from_version=record.schema_version,
             to_version=head.version,
             status="restored",
-            changes_applied=0,
-            statements=(),
         )
     )
     log.info(
