@@ -15,9 +15,7 @@ everything was done (see `RolloutStore`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import secrets
-import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Final
@@ -28,22 +26,20 @@ import structlog
 from schema_registry import Registry, utc_now
 from service.catalog import TenantRecord
 from service.errors import BadRequest, Conflict
+from service.rollouts.job_run import JobRun
 from service.rollouts.model import (
     LEASE_SECONDS,
-    Counts,
     Job,
-    LeaseLost,
     Plan,
     Progress,
     RolloutSummary,
-    TenantChange,
     TenantIssue,
     run_owner,
     summarize,
 )
-from service.rollouts.one_tenant import Done, reason
+from service.rollouts.one_tenant import Done
 from service.rollouts.store import RolloutStore
-from service.rollouts.syncing import InProcessSyncer, Syncer, settle
+from service.rollouts.syncing import Syncer, settle
 from service.rollouts.waves import WaveRun
 from service.status import ROLLOUT_OUTCOMES, RolloutOutcome, newer
 from service.tenants import TenantService
@@ -215,8 +211,9 @@ async def rollout(
     return await run.go()
 
 
-class _Run:
-    """One run of a job: a producer paging the catalog, workers syncing, a ticker saving."""
+class _Run(JobRun):
+    """A run in user-id order: a producer paging the catalog, workers syncing, and a
+    cursor below which every tenant is done (a resumed run starts after it)."""
 
     def __init__(
         self,
@@ -229,12 +226,8 @@ class _Run:
         every: float,
         syncer: Syncer | None,
     ) -> None:
-        self.tenants = tenants
-        self.store = store
-        self.job = job
+        super().__init__(tenants, store, job, on_progress=on_progress, every=every, syncer=syncer)
         self.issues = issues  # committed: at or below the cursor
-        self.unsaved: list[TenantIssue] = []
-        self.changes: list[TenantChange] = []  # done, not yet saved
         self.committed: Counter[RolloutOutcome] = Counter(
             {k: getattr(job.counts, k) for k in ROLLOUT_OUTCOMES}
         )
@@ -242,14 +235,13 @@ class _Run:
         # Tenants in dispatch (user id) order; None until done. The done prefix moves the
         # cursor, so it only passes a tenant once every tenant before it is done.
         self.window: OrderedDict[str, Done | None] = OrderedDict()
-        self.on_progress = on_progress
-        self.every = every
-        self.started = time.monotonic()
-        self.base_seconds = job.seconds  # spent by earlier runs of the job
-        self.done_here = 0
-        self.syncer = syncer or InProcessSyncer(tenants)
-        self.lost: LeaseLost | None = None  # set when another run takes the job
         self.late = 0  # tenants created after the job started: not part of it
+
+    def counted(self) -> Counter[RolloutOutcome]:
+        return self.committed
+
+    def shown(self) -> Counter[RolloutOutcome]:
+        return self.committed + self.pending
 
     async def go(self) -> RolloutSummary:
         total = self.job.total  # fixed when the job started: tenants made since are not its
@@ -265,21 +257,7 @@ class _Run:
             resumed_from=self.job.cursor,
         )
         self._emit()
-        syncing = asyncio.create_task(self._sync_all())
-        ticker = asyncio.create_task(self._tick(syncing))
-        try:
-            await syncing
-        except BaseException as exc:
-            await _stop(ticker)
-            if self.lost is not None:  # another run has the job: it is not ours to save
-                log.warning("fleet.rollout_taken_over", job_id=self.job.job_id)
-                raise self.lost from None
-            cancelled = isinstance(exc, asyncio.CancelledError)
-            self._update(state="cancelled" if cancelled else "failed", error=reason(exc))
-            await self._save(release=True)
-            log.warning("fleet.rollout_stopped", job_id=self.job.job_id, state=self.job.state)
-            raise
-        await _stop(ticker)
+        await self._drive(self._sync_all())
         done = sum(self.committed.values())
         self._update(state="finished", finished_at=utc_now(), total=max(self.job.total, done))
         await self._save(release=True)
@@ -336,12 +314,6 @@ class _Run:
             for record, result in zip(chunk, await self._sync_chunk(chunk), strict=True):
                 self._finish(record.user_id, await self._retried(record, result))
 
-    async def _sync_chunk(self, records: list[TenantRecord]) -> list[Done | Exception]:
-        try:
-            return await self.syncer(records, self.job)
-        except Exception as exc:  # the whole call failed (a worker process died): each fails
-            return [exc] * len(records)
-
     async def _retried(self, record: TenantRecord, result: Done | Exception) -> Done:
         return await settle(self._sync_chunk, self.job, record, result)
 
@@ -361,68 +333,11 @@ class _Run:
             cursor = first
             if issue is not None:
                 self.issues.append(issue)
-                self.unsaved.append(issue)
+                self.unsaved_issues.append(issue)
             if change is not None:
-                self.changes.append(change)
+                self.unsaved_changes.append(change)
         if cursor is not None:
             self._update(cursor=cursor)
-
-    async def _tick(self, syncing: asyncio.Task[None]) -> None:
-        """Save progress (renewing the job's lease) every `every` seconds; stop the run
-        if another has taken the job."""
-        while True:
-            await asyncio.sleep(self.every)
-            self._emit()
-            try:
-                await self._save()
-            except LeaseLost as exc:
-                self.lost = exc
-                syncing.cancel()
-                return
-            except Exception as exc:  # progress is saved again at the next tick
-                log.warning("fleet.progress_not_saved", job_id=self.job.job_id, error=str(exc))
-
-    def _counts(self, tally: Counter[RolloutOutcome]) -> Counts:
-        return Counts(**{kind: tally[kind] for kind in ROLLOUT_OUTCOMES})
-
-    def _update(self, **changes: object) -> None:
-        self.job = msgspec.structs.replace(
-            self.job, counts=self._counts(self.committed), updated_at=utc_now(), **changes
-        )
-
-    async def _save(self, *, release: bool = False) -> None:
-        """Save progress: first the catalog rows the syncs deferred, so the saved cursor
-        never passes a tenant whose row is not written (snapshots taken before either)."""
-        self._update(seconds=self.base_seconds + time.monotonic() - self.started)
-        job, unsaved, self.unsaved = self.job, self.unsaved, []
-        changes, self.changes = self.changes, []
-        try:
-            await self.tenants.catalog.flush()
-            await self.store.record_changes(job, changes)
-            await self.store.save(job, unsaved, release=release)
-        except BaseException:
-            self.unsaved = unsaved + self.unsaved
-            self.changes = changes + self.changes
-            raise
-
-    def _emit(self) -> None:
-        if self.on_progress is None:
-            return
-        tally = self.committed + self.pending
-        elapsed = time.monotonic() - self.started
-        self.on_progress(
-            Progress(
-                job_id=self.job.job_id,
-                state=self.job.state,
-                target=self.job.target,
-                dry_run=self.job.dry_run,
-                total=self.job.total,
-                done=sum(tally.values()),
-                rate=round(self.done_here / elapsed, 1) if elapsed > 0 else 0.0,
-                elapsed_s=round(elapsed, 3),
-                **{kind: tally[kind] for kind in ROLLOUT_OUTCOMES},
-            )
-        )
 
 
 async def _take(queue: asyncio.Queue[TenantRecord | None], most: int) -> list[TenantRecord]:
@@ -437,9 +352,3 @@ async def _take(queue: asyncio.Queue[TenantRecord | None], most: int) -> list[Te
         record = queue.get_nowait()
     queue.put_nowait(None)
     return chunk
-
-
-async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

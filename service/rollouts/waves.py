@@ -16,10 +16,8 @@ current by the next run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import math
-import time
 from collections import Counter, deque
 from collections.abc import Callable
 from typing import Final
@@ -29,10 +27,9 @@ import structlog
 
 from schema_registry import utc_now
 from service.catalog import TenantRecord
+from service.rollouts.job_run import JobRun
 from service.rollouts.model import (
-    Counts,
     Job,
-    LeaseLost,
     Plan,
     Progress,
     RolloutSummary,
@@ -42,9 +39,9 @@ from service.rollouts.model import (
     WaveState,
     summarize,
 )
-from service.rollouts.one_tenant import Done, reason
+from service.rollouts.one_tenant import Done
 from service.rollouts.store import RolloutStore
-from service.rollouts.syncing import InProcessSyncer, Syncer, settle
+from service.rollouts.syncing import Syncer, settle
 from service.status import ROLLOUT_OUTCOMES, RolloutOutcome
 from service.tenants import TenantService
 
@@ -102,7 +99,7 @@ def percent(rate: float) -> str:
     return f"{rate * 100:.3g}%"
 
 
-class WaveRun:
+class WaveRun(JobRun):
     """One run of a job in waves: its tenants in the job's order, wave after wave."""
 
     def __init__(
@@ -116,22 +113,14 @@ class WaveRun:
         every: float,
         syncer: Syncer | None,
     ) -> None:
-        self.tenants = tenants
-        self.store = store
-        self.job = job
+        super().__init__(tenants, store, job, on_progress=on_progress, every=every, syncer=syncer)
         self.plan = plan
-        self.on_progress = on_progress
-        self.every = every
-        self.syncer = syncer or InProcessSyncer(tenants)
         self.done: dict[str, TenantChange] = {}
         self.tally: Counter[RolloutOutcome] = Counter()  # outcomes of `done`
         self.issues: dict[str, TenantIssue] = {}
-        self.unsaved: list[TenantChange] = []
-        self.unsaved_issues: list[TenantIssue] = []
-        self.started = time.monotonic()
-        self.base_seconds = job.seconds
-        self.done_here = 0
-        self.lost: LeaseLost | None = None
+
+    def counted(self) -> Counter[RolloutOutcome]:
+        return self.tally
 
     async def go(self) -> RolloutSummary:
         job_id = self.job.job_id
@@ -146,19 +135,7 @@ class WaveRun:
         await self._save()
         log.info("fleet.waves_started", job_id=job_id, waves=self.plan.waves, redo=len(redo))
         self._emit()
-        syncing = asyncio.create_task(self._waves())
-        ticker = asyncio.create_task(self._tick(syncing))
-        try:
-            halted = await syncing
-        except BaseException as exc:
-            await _stop(ticker)
-            if self.lost is not None:
-                raise self.lost from None
-            cancelled = isinstance(exc, asyncio.CancelledError)
-            self._update(state="cancelled" if cancelled else "failed", error=reason(exc))
-            await self._save(release=True)
-            raise
-        await _stop(ticker)
+        halted = await self._drive(self._waves())
         if halted is not None:
             self._update(state="halted", error=halted)
             log.warning("fleet.rollout_halted", job_id=job_id, reason=halted)
@@ -226,12 +203,6 @@ class WaveRun:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
 
-    async def _sync_chunk(self, records: list[TenantRecord]) -> list[Done | Exception]:
-        try:
-            return await self.syncer(records, self.job)
-        except Exception as exc:  # the whole call failed (a worker process died): each fails
-            return [exc] * len(records)
-
     def _finish(self, wave: int, record: TenantRecord, done: Done) -> None:
         kind, issue, change = done
         change = change or TenantChange(
@@ -240,70 +211,9 @@ class WaveRun:
         change = msgspec.structs.replace(change, wave=wave)
         self.done[record.user_id] = change
         self.tally[kind] += 1
-        self.unsaved.append(change)
+        self.unsaved_changes.append(change)
         if issue is not None:
             self.issues[record.user_id] = issue
             self.unsaved_issues.append(issue)
         self.done_here += 1
         self._update()
-
-    def _counts(self) -> Counts:
-        return Counts(**{kind: self.tally[kind] for kind in ROLLOUT_OUTCOMES})
-
-    def _update(self, **changes: object) -> None:
-        self.job = msgspec.structs.replace(
-            self.job, counts=self._counts(), updated_at=utc_now(), **changes
-        )
-
-    async def _save(self, *, release: bool = False) -> None:
-        """The catalog rows the syncs deferred first, then the tenants' rows, then the job."""
-        self._update(seconds=self.base_seconds + time.monotonic() - self.started)
-        job = self.job
-        changes, self.unsaved = self.unsaved, []
-        issues, self.unsaved_issues = self.unsaved_issues, []
-        try:
-            await self.tenants.catalog.flush()
-            await self.store.record_changes(job, changes)
-            await self.store.save(job, issues, release=release)
-        except BaseException:
-            self.unsaved = changes + self.unsaved
-            self.unsaved_issues = issues + self.unsaved_issues
-            raise
-
-    async def _tick(self, syncing: asyncio.Task[str | None]) -> None:
-        while True:
-            await asyncio.sleep(self.every)
-            self._emit()
-            try:
-                await self._save()
-            except LeaseLost as exc:
-                self.lost = exc
-                syncing.cancel()
-                return
-            except Exception as exc:  # saved again at the next tick
-                log.warning("fleet.progress_not_saved", job_id=self.job.job_id, error=str(exc))
-
-    def _emit(self) -> None:
-        if self.on_progress is None:
-            return
-        c = self.job.counts
-        elapsed = time.monotonic() - self.started
-        self.on_progress(
-            Progress(
-                job_id=self.job.job_id,
-                state=self.job.state,
-                target=self.job.target,
-                dry_run=self.job.dry_run,
-                total=self.job.total,
-                done=c.done,
-                rate=round(self.done_here / elapsed, 1) if elapsed > 0 else 0.0,
-                elapsed_s=round(elapsed, 3),
-                **{kind: getattr(c, kind) for kind in ROLLOUT_OUTCOMES},
-            )
-        )
-
-
-async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
