@@ -72,8 +72,9 @@ def _use_wal(conn: sqlite3.Connection) -> None:
     deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     while True:
         try:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
+            # One statement: on a file already in WAL (another connection switched it
+            # first) SQLite answers "wal" without a lock; asking first costs a read.
+            conn.execute("PRAGMA journal_mode = WAL")
         except sqlite3.OperationalError as exc:
             busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # extended codes too
             if not busy or time.monotonic() > deadline:
