@@ -31,7 +31,15 @@ from schema_registry.introspect import introspect
 from schema_registry.model import Column, ForeignKey, Model, Schema, Table
 from schema_registry.plan import make_plan
 from schema_registry.sqlite_db import SqliteDatabase, drive
-from schema_registry.sqltext import fold, normalize, quote, table_body_parts, tokens, unquote
+from schema_registry.sqltext import (
+    fold,
+    literal,
+    normalize,
+    quote,
+    table_body_parts,
+    tokens,
+    unquote,
+)
 
 DOCS: Final = "https://www.sqlite.org/lang_altertable.html#otheralter"
 _ROWID_NAMES: Final = frozenset({"rowid", "oid", "_rowid_"})
@@ -576,8 +584,26 @@ class _Generator:
             f"INSERT INTO {quote(temporary)} ({', '.join(columns)})\n"
             f"  SELECT {', '.join(values)} FROM {quote(want.name)}"
         )
+        if want.autoincrement:
+            self._carry_sequence(source.name, temporary)
         self._exec(f"DROP TABLE {quote(want.name)}")
         self._exec(f"ALTER TABLE {quote(temporary)} RENAME TO {quote(want.name)}")
+
+    def _carry_sequence(self, old: str, new: str) -> None:
+        """AUTOINCREMENT never reuses a rowid, even one whose row was deleted: the new
+        table's sequence starts where the old one's was (the copy set it only to the
+        largest rowid still there), and the rename then gives it the old name."""
+        seq = f"(SELECT seq FROM sqlite_sequence WHERE name = {literal(old)})"
+        self._exec(
+            f"UPDATE sqlite_sequence SET seq = max(seq, coalesce({seq}, 0)) "
+            f"WHERE name = {literal(new)}",
+            comment=f"{old}: its AUTOINCREMENT sequence carries over",
+        )
+        self._exec(
+            f"INSERT INTO sqlite_sequence (name, seq) SELECT {literal(new)}, seq "
+            f"FROM sqlite_sequence WHERE name = {literal(old)} AND NOT EXISTS "
+            f"(SELECT 1 FROM sqlite_sequence WHERE name = {literal(new)})"
+        )
 
     def _free_name(self, base: str) -> str:
         taken = {fold(str(r[0])) for r in self.conn.execute("SELECT name FROM sqlite_schema")}

@@ -66,6 +66,11 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def literal(text: str) -> str:
+    """A string as an SQL string literal (single quotes doubled)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _normal_token(kind: str, text: str) -> str:
     if kind in ("word", "quoted"):
         # SQLite folds ASCII identifier and keyword case; quoting is cosmetic.

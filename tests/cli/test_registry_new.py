@@ -298,3 +298,39 @@ def test_decision_flags_need_a_schema(cli: Cli, tmp_path: Path) -> None:
 
     assert code == 2
     assert "need --schema FILE" in err
+
+
+def test_a_rebuilt_autoincrement_table_never_reuses_a_deleted_rowid(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """AUTOINCREMENT promises rowids are never reused: the rebuilt table keeps the old
+    table's sequence, not only the largest rowid still there."""
+    folder = tmp_path / "reg"
+    folder.mkdir()
+    old = "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT);\n"
+    (folder / "1.0.0.sql").write_text(old)
+    (folder / "registry.toml").write_text(
+        '[[versions]]\nversion = "1.0.0"\ndescription = "Events"\n'
+        'created_at = "2026-01-01T00:00:00Z"\nschema = "1.0.0.sql"\n'
+    )
+    new = "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE);\n"
+    code, _, err = cli(
+        "registry", "new", "1.1.0", "-m", "Unique names", "--dir", str(folder),
+        "--schema", desired(tmp_path, new),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "RENAME TO" in (folder / "1.1.0.migrate.sql").read_text()  # a rebuild
+    registry_ = load_registry(folder)
+    db_path = tmp_path / "tenant.db"
+    db = SqliteDatabase.open(db_path)
+    try:
+        drive(sync(db, registry_, target="1.0.0"))
+        db.conn.executescript(
+            "INSERT INTO events (name) VALUES ('a'), ('b'), ('c'), ('d');"
+            "DELETE FROM events WHERE id > 2;"
+        )
+        assert drive(sync(db, registry_)).status == "applied"
+        db.conn.execute("INSERT INTO events (name) VALUES ('e')")
+    finally:
+        db.close()
+    assert rows(db_path, "SELECT id, name FROM events") == [(1, "a"), (2, "b"), (5, "e")]
