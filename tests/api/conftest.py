@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import sqlite3
 import threading
 import time
@@ -126,21 +125,6 @@ class TenantSql:
         async with libsql_client.create_client(self.url, auth_token=self.token) as client:
             results = await client.batch(statements)
         return [[tuple(row) for row in rs.rows] for rs in results]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def localhost_subdomains() -> Iterator[None]:
-    """Resolve *.localhost to loopback, as RFC 6761 says (sqld reads the namespace from it)."""
-    original = socket.getaddrinfo
-
-    def resolve(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(host, str) and host.endswith(".localhost"):
-            host = "127.0.0.1"
-        return original(host, *args, **kwargs)
-
-    socket.getaddrinfo = resolve
-    yield
-    socket.getaddrinfo = original
 
 
 @pytest.fixture

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -13,23 +11,6 @@ from service.config import load_settings
 from tests.api.conftest import SECRET, Running
 from tests.clients.clientkit import node_modules
 from tests.sqld import SqldServer, free_port, make_keypair
-
-
-@pytest.fixture(scope="session", autouse=True)
-def localhost_subdomains() -> Iterator[None]:
-    """In this process only (the tests' own look at a tenant's rows, via tenantdb's test
-    helper): *.localhost is loopback, as RFC 6761 says. The clients under test run in
-    processes of their own, with their own /etc/hosts (clientkit.jailed)."""
-    original = socket.getaddrinfo
-
-    def resolve(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(host, str) and host.endswith(".localhost"):
-            host = "127.0.0.1"
-        return original(host, *args, **kwargs)
-
-    socket.getaddrinfo = resolve
-    yield
-    socket.getaddrinfo = original
 
 
 @pytest.fixture(scope="session")
