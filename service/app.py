@@ -18,6 +18,7 @@ from litestar.exceptions import TooManyRequestsException
 
 from schema_registry import Registry, load_registry
 from service.api.admin import AdminController, rollout_jobs
+from service.api.authentication import authentication
 from service.api.docs import docs_assets, openapi_config
 from service.api.health import HealthController, health
 from service.api.limits import rate_limit_middleware, rate_limited_handler, sweep_counters
@@ -54,6 +55,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
     """Build the app. The registry loads (and validates) here, so a bad one stops the start."""
     registry = registry or load_registry(settings.registry)
     counters = Metrics()  # the app's sync counters, shown by GET /metrics
+    outer_limits, inner_limits = rate_limit_middleware(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -90,7 +92,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
             {"authenticator": Authenticator(settings), "settings": settings, "metrics": counters}
         ),
         exception_handlers={**EXCEPTION_HANDLERS, TooManyRequestsException: rate_limited_handler},
-        middleware=[request_logging, *rate_limit_middleware(settings)],
+        middleware=[request_logging, *outer_limits, authentication, *inner_limits],
         cors_config=cors_config(settings),
         request_class=JsonRequest,
         logging_config=None,

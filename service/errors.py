@@ -12,10 +12,10 @@ from typing import Any
 
 import msgspec
 import structlog
-from litestar import MediaType, Request, Response
+from litestar import Litestar, MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from litestar.types import ExceptionHandlersMap
+from litestar.types import ExceptionHandlersMap, Receive, Scope, Send
 
 from schema_registry import NewerDatabaseError, SchemaRegistryError, StatementFailed
 from service.backends.base import (
@@ -119,6 +119,15 @@ def _body(
 
 def service_error_handler(_: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
     return _body(exc.status_code, exc.code, exc.message, exc.headers)
+
+
+async def send_error(scope: Scope, receive: Receive, send: Send, exc: ServiceError) -> None:
+    """Answer a request with a service error from middleware, where the exception
+    handlers do not reach: the same body and headers `service_error_handler` gives."""
+    app: Litestar = scope["litestar_app"]
+    request: Request[Any, Any, Any] = app.request_class(scope)
+    response = service_error_handler(request, exc)
+    await response.to_asgi_response(app=None, request=request)(scope, receive, send)
 
 
 def backend_error_handler(_: Request[Any, Any, Any], exc: BackendError) -> Response[Any]:

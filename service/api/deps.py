@@ -27,7 +27,7 @@ def provide_tenants(state: State) -> TenantService:
 
 
 def provide_identity(request: ASGIConnection[Any, Any, Any, Any]) -> Identity:
-    """Who calls, as the `authenticated` guard found it."""
+    """Who calls, as the `authentication` middleware found it."""
     identity: Identity = request.state.identity
     return identity
 

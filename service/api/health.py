@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
 
-from service.api.auth_guard import admin_only
+from service.api.authentication import ADMIN
 from service.api.deps import CATALOG_FAULTS, errors, ok, provide_tenants
 from service.api.docs import SECURED
 from service.api.schemas import DetailedHealth, Health
@@ -44,7 +44,7 @@ _DETAILED = {
 class HealthController(Controller):
     path = "/api/health/detailed"
     tags = ["health"]
-    guards = [admin_only]
+    opt = ADMIN
     security = SECURED
     dependencies = {"tenants": Provide(provide_tenants, sync_to_thread=False)}
 

@@ -36,9 +36,9 @@ from litestar.stores.memory import MemoryStore
 from litestar.types import Message, Receive, Scope, Send
 
 from service.api.users import UserController
-from service.auth import Authenticator, Identity
+from service.auth import Identity
 from service.config import Settings
-from service.errors import ServiceError, Unauthorized, service_error_handler
+from service.errors import ServiceError, send_error, service_error_handler
 
 log = structlog.get_logger("tenantdb.limits")
 
@@ -46,7 +46,6 @@ STORE: Final = "rate_limit"  # the app's store holding the counters (a MemorySto
 SWEEP_SECONDS: Final = 60.0  # how often expired counters are dropped from memory
 # The handlers limited per user: a full sync, a copy of the whole database.
 _COSTLY: Final = frozenset(h.fn for h in (UserController.sync_schema, UserController.export))
-_NO_IDENTITY: Final = object()
 
 
 class RateLimited(ServiceError):
@@ -70,36 +69,22 @@ def rate_limited_handler(
     request: Request[Any, Any, Any], exc: TooManyRequestsException
 ) -> Response[Any]:
     """Litestar's 429 (raised by the per-user limiter) in the service's error body."""
-    identity = request.state.get("limits_identity")
+    identity = request.state.get("identity")
     log.warning("request.rate_limited", limit="user", user_id=getattr(identity, "user_id", None))
     return service_error_handler(request, _limited(exc.headers, "sync-schema or export calls"))
 
 
-async def _identity(request: Request[Any, Any, Any]) -> Identity | None:
-    """The verified caller, or None when the token fails. Only sync-schema and export ask,
-    before their guard verifies the token again: a forged subject must not spend a user's
-    budget, and a second verification is small beside a sync or an export."""
-    found = request.state.get("limits_identity", _NO_IDENTITY)
-    if found is _NO_IDENTITY:
-        authenticator: Authenticator = request.app.state.authenticator
-        try:
-            found = await authenticator.authenticate(request.headers.get("authorization"))
-        except Unauthorized:
-            found = None
-        request.state.limits_identity = found
-    return found if isinstance(found, Identity) else None
-
-
 async def _costly_call(request: Request[Any, Any, Any]) -> bool:
-    """Counted per user: sync-schema and export by a caller whose token verifies (one that
-    does not is the guard's 401, counted per address)."""
+    """Counted per user: sync-schema and export by a caller whose token verified (the
+    authentication middleware, which runs first, put the identity in the state; one that
+    does not verify is a 401, counted per address)."""
     handler: BaseRouteHandler = request.scope["route_handler"]
     fn = getattr(handler.fn, "__func__", handler.fn)  # a controller's handlers are bound methods
-    return fn in _COSTLY and await _identity(request) is not None
+    return fn in _COSTLY and isinstance(request.state.get("identity"), Identity)
 
 
 def _subject(request: Request[Any, Any, Any]) -> str:
-    identity: Identity = request.state.limits_identity  # set by _costly_call
+    identity: Identity = request.state.identity  # checked by _costly_call
     return f"user:{identity.user_id}"
 
 
@@ -152,14 +137,17 @@ class FailedAuthLimit(RateLimitMiddleware):
     ) -> None:
         log.warning("request.rate_limited", limit="auth_failures", client=_address(request))
         error = _limited(self.create_response_headers(window), "failed authentications")
-        response = service_error_handler(request, error)
-        await response.to_asgi_response(app=None, request=request)(scope, receive, send)
+        await send_error(scope, receive, send, error)
 
 
-def rate_limit_middleware(settings: Settings) -> list[DefineMiddleware]:
-    """The two limiters, outermost first; none when TENANTDB_RATE_LIMIT=off."""
+def rate_limit_middleware(
+    settings: Settings,
+) -> tuple[list[DefineMiddleware], list[DefineMiddleware]]:
+    """The limiters to put outside authentication (per address: it counts the 401s
+    authentication answers) and inside it (per user: it counts verified callers); none
+    when TENANTDB_RATE_LIMIT=off."""
     if settings.rate_limit == "off":
-        return []
+        return [], []
     per_address = RateLimitConfig(
         rate_limit=("minute", settings.rate_limit_auth_failures),
         identifier_for_request=_address,
@@ -172,7 +160,7 @@ def rate_limit_middleware(settings: Settings) -> list[DefineMiddleware]:
         check_throttle_handler=_costly_call,
         store=STORE,
     )
-    return [per_address.middleware, per_user.middleware]
+    return [per_address.middleware], [per_user.middleware]
 
 
 @asynccontextmanager

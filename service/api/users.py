@@ -12,7 +12,7 @@ from litestar.datastructures import ResponseHeader
 from litestar.response import File
 
 from schema_registry import utc_now
-from service.api.auth_guard import authenticated
+from service.api.authentication import USER
 from service.api.deps import DATABASE_FAULTS, errors, ok
 from service.api.docs import SECURED
 from service.api.schemas import (
@@ -30,7 +30,7 @@ from service.tenants import Outcome, TenantService, remove_export
 
 
 def caller(request: Request[Any, Any, Any], user_id: str) -> tuple[Identity, TenantService]:
-    """Who calls (set by the `authenticated` guard) and the tenant service, once the caller
+    """Who calls (put in the state by `authentication`) and the tenant service, once the caller
     is known to be allowed to act on `user_id` (a valid id: its own, or any as an admin).
 
     Read from state rather than injected: two injected dependencies make Litestar run a
@@ -177,7 +177,7 @@ _VERSION = {
 class UserController(Controller):
     path = "/api/user"
     tags = ["sign-in"]
-    guards = [authenticated]
+    opt = USER
     security = SECURED
 
     @post(
