@@ -23,7 +23,7 @@ from litestar.openapi.spec import Example
 from litestar.params import PathParameter, QueryParameter
 
 from schema_registry import HistoryRow, SyncResult
-from service.api.auth_guard import admin_only
+from service.api.authentication import ADMIN
 from service.api.deps import (
     CATALOG_FAULTS,
     DATABASE_FAULTS,
@@ -331,7 +331,7 @@ _HALTED = _SUMMARY | {
 
 class AdminController(Controller):
     path = "/api/admin"
-    guards = [admin_only]
+    opt = ADMIN
     security = SECURED
     dependencies = {
         "identity": Provide(provide_identity, sync_to_thread=False),
