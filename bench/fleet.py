@@ -48,17 +48,14 @@ def run_ours(run: Run, settings: Settings, concurrency: int, n: int, processes: 
     """Seconds for our rollout; with processes > 1, after the workers have started."""
 
     async def go() -> tuple[float, Any]:
-        async with open_runtime(settings) as tenants:
-            with contextlib.ExitStack() as stack:
-                syncer = None
-                if processes > 1:
-                    syncer = stack.enter_context(ProcessSyncer(settings, processes))
-                    await syncer.warm()
-                start = time.perf_counter()
-                summary = await rollout(
-                    tenants, target="1.1.0", concurrency=concurrency, syncer=syncer
-                )
-                return time.perf_counter() - start, summary
+        async with open_runtime(settings) as tenants, contextlib.AsyncExitStack() as stack:
+            syncer = None
+            if processes > 1:
+                syncer = await stack.enter_async_context(ProcessSyncer(settings, processes))
+                await syncer.warm()
+            start = time.perf_counter()
+            summary = await rollout(tenants, target="1.1.0", concurrency=concurrency, syncer=syncer)
+            return time.perf_counter() - start, summary
 
     seconds, summary = asyncio.run(go())
     ok = summary.upgraded == n and not summary.failed and not summary.drifted

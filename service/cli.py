@@ -280,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="server processes sharing the port (default 1); one per core for production. "
-        "Each has TENANTDB_THREADS threads for SQLite work",
+        "Each has TENANTDB_THREADS threads for SQLite work; an admin rollout runs in the one "
+        "that took it, in TENANTDB_ROLLOUT_PROCESSES worker processes of its own",
     )
     add_verbose(serve)
     serve.set_defaults(run=_serve)

@@ -72,6 +72,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     threads: int = 8  # threads doing SQLite work off the event loop, in each server process
     connection_cache: int = 1024  # idle tenant connections kept open (LRU)
+    # Worker processes an admin-API rollout may sync in (service/rollouts/processes.py), so
+    # the server's event loop keeps only its bookkeeping and sign-ins keep their latency.
+    rollout_processes: int = 1
     # Backups before schema changes (service/backups.py) and /metrics (service/metrics.py)
     backup_policy: Literal["always", "migration", "never"] = "migration"
     backup_keep: int = 5  # newest backups kept per tenant
@@ -275,6 +278,8 @@ def _check(s: Settings) -> list[str]:
         problems.append("TENANTDB_THREADS: must be at least 1")
     if s.connection_cache < 0:
         problems.append("TENANTDB_CONNECTION_CACHE: must be 0 or more")
+    if not 1 <= s.rollout_processes <= 64:
+        problems.append("TENANTDB_ROLLOUT_PROCESSES: from 1 to 64 worker processes")
     if s.jwt_leeway < 0:
         problems.append("TENANTDB_JWT_LEEWAY: must be 0 or more")
     if s.backup_keep < 1:

@@ -62,6 +62,16 @@ def test_fleet_local_smoke(tmp_path: Path) -> None:
     assert "local: both sides' databases are at 1.1.0 with its tables" in guards
 
 
+def test_rollout_load_smoke(tmp_path: Path) -> None:
+    guards = smoke(tmp_path, "rollout_load")
+    assert "registry: the new versions load" in guards
+    assert "the warm-up created every user" in guards
+    assert "after the warm-up, initialize is the fast path" in guards
+    assert guards["rollout: every tenant upgraded"] == 1
+    assert "rollout: sampled databases hold the target's history row" in guards
+    assert "no request failed" in guards
+
+
 def test_migrations_smoke(tmp_path: Path) -> None:
     guards = smoke(tmp_path, "migrations")
     assert "registry: the generated script rebuilds trades" in guards

@@ -1,9 +1,11 @@
 """Admin endpoints (admin token): tenants, one tenant's detail, the audit trail, rollouts.
 
-A rollout started here runs as an asyncio task held by the app (`RolloutJobs`, opened and
-closed by `rollout_jobs` in the app's lifespan, so shutdown cancels it before the backend
-closes; its progress is saved as "cancelled" and it can be resumed). Its progress lives
-in the catalog's database, so any process can poll it.
+A rollout started here syncs its tenants in worker processes of its own (at most
+TENANTDB_ROLLOUT_PROCESSES), so sign-ins keep their latency while it runs; the server keeps
+only its bookkeeping, as an asyncio task held by the app (`RolloutJobs`, opened and closed
+by `rollout_jobs` in the app's lifespan, so shutdown cancels it and stops its workers
+before the backend closes; its progress is saved as "cancelled" and it can be resumed). Its
+progress lives in the catalog's database, so any process can poll it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Final
 
 import msgspec
 import structlog
@@ -36,9 +38,11 @@ from service.api.docs import SECURED
 from service.api.schemas import Body, PathUserId, Reply, json_body
 from service.auth import USER_ID_PATTERN, Identity, check_user_id
 from service.catalog import AuditEntry, TenantView
+from service.config import Settings
 from service.drift import DriftItem
 from service.errors import Conflict, NotFound
-from service.rollouts.model import Plan, RolloutSummary, summarize
+from service.rollouts.model import Job, Plan, RolloutSummary, summarize
+from service.rollouts.processes import ProcessSyncer
 from service.rollouts.run import check_plan, reopen_job, rollout, start_job
 from service.rollouts.waves import wave_counts
 from service.status import TenantStatus
@@ -101,7 +105,13 @@ class RolloutRequest(Body, frozen=True):
         ),
     ] = None
     concurrency: Annotated[
-        int, msgspec.Meta(ge=1, le=256, description="Tenants synced at once")
+        int,
+        msgspec.Meta(
+            ge=1,
+            le=256,
+            description="Tenants synced at once: the rollout's worker processes sync one "
+            "each, and the server starts at most TENANTDB_ROLLOUT_PROCESSES of them",
+        ),
     ] = 8
     dry_run: Annotated[
         bool, msgspec.Meta(description="Only say what each tenant would get; apply nothing")
@@ -150,20 +160,48 @@ class RolloutList(Reply, frozen=True):
     rollouts: list[RolloutSummary]  # newest first, without their issue lists
 
 
-class RolloutJobs:
-    """This process's background rollouts, as asyncio tasks."""
+# An admin rollout's workers run at this CPU niceness: when the cores are busy the server's
+# own processes, answering sign-ins, come first; on idle cores the rollout is as fast.
+BACKGROUND_NICE: Final = 10
 
-    def __init__(self) -> None:
+
+class RolloutJobs:
+    """This process's background rollouts. Each is an asyncio task keeping the job's books
+    (cursor, counts, progress saved to the catalog off the loop) while worker processes of
+    its own sync the tenants: the contract is that sign-ins keep their latency during a
+    rollout, and a rollout's CPU work on the event loop would hold them up. That holds on
+    sqld too: the SQLite work is sqld's there, but the engine's (reading the schema, diff,
+    plan) is ours, in Python."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.tasks: dict[str, asyncio.Task[RolloutSummary]] = {}
+        self.stopping: set[asyncio.Task[None]] = set()  # ended runs' workers, exiting
 
     def running(self, job_id: str) -> bool:
         task = self.tasks.get(job_id)
         return task is not None and not task.done()
 
-    def start(self, tenants: TenantService, job_id: str) -> None:
-        task = asyncio.create_task(rollout(tenants, job_id=job_id), name=f"rollout-{job_id}")
-        self.tasks[job_id] = task
+    def start(self, tenants: TenantService, job: Job) -> None:
+        task = asyncio.create_task(self._run(tenants, job), name=f"rollout-{job.job_id}")
+        self.tasks[job.job_id] = task
         task.add_done_callback(self._finished)
+
+    async def _run(self, tenants: TenantService, job: Job) -> RolloutSummary:
+        """The job's run, its tenants synced by `min(concurrency, TENANTDB_ROLLOUT_PROCESSES)`
+        worker processes, started at its first tenants and stopped when it ends."""
+        processes = min(job.concurrency, self.settings.rollout_processes)
+        # No process starts here (the pool starts them off the loop, at the first tenants).
+        syncer = ProcessSyncer(self.settings, processes, nice=BACKGROUND_NICE, tenants=tenants)
+        try:
+            return await rollout(tenants, job_id=job.job_id, syncer=syncer)
+        finally:
+            # The job is saved and released by now, so the run ends here (a resume may
+            # follow at once); its workers exit meanwhile, each after its chunk, and
+            # `close` waits for them.
+            stopping = asyncio.create_task(syncer.close(), name=f"rollout-{job.job_id}-stop")
+            self.stopping.add(stopping)
+            stopping.add_done_callback(self.stopping.discard)
 
     def _finished(self, task: asyncio.Task[RolloutSummary]) -> None:
         if not task.cancelled() and (error := task.exception()) is not None:
@@ -173,12 +211,14 @@ class RolloutJobs:
         for task in self.tasks.values():
             task.cancel()
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await asyncio.gather(*self.stopping, return_exceptions=True)
 
 
 @contextlib.asynccontextmanager
 async def rollout_jobs(app: Litestar) -> AsyncIterator[None]:
-    """Lifespan: hold the rollout tasks; cancel them before the backend closes."""
-    jobs = RolloutJobs()
+    """Lifespan: hold the rollout tasks; cancel them (and stop their worker processes)
+    before the backend closes."""
+    jobs = RolloutJobs(app.state.settings)
     app.state.rollout_jobs = jobs
     try:
         yield
@@ -465,12 +505,14 @@ class AdminController(Controller):
         summary="Start or resume a fleet rollout",
         description="Brings every tenant to `target` in the background, `concurrency` at a "
         "time, each as a manual sync (per-user lock, backups, audit entry with trigger "
-        "`fleet`); one tenant's failure is recorded and the others go on. `resume` continues "
-        "an interrupted job. Poll `poll` for progress.",
+        "`fleet`); one tenant's failure is recorded and the others go on. The tenants are "
+        "synced in worker processes of the server's own (at most TENANTDB_ROLLOUT_PROCESSES, "
+        "default 1), so sign-ins keep their latency. `resume` continues an interrupted job. "
+        "Poll `poll` for progress.",
         responses=errors(*_ADMIN, "bad_request", "not_found_job", "conflict", *CATALOG_FAULTS)
         | ok(
             RolloutStarted,
-            "The job was accepted and runs in this server",
+            "The job was accepted and runs in this server's worker processes",
             ("Started", _STARTED),
             status=202,
         ),
@@ -524,7 +566,7 @@ class AdminController(Controller):
                 actor=identity.user_id,
                 plan=plan,
             )
-        jobs.start(tenants, job.job_id)
+        jobs.start(tenants, job)
         return RolloutStarted(
             job_id=job.job_id,
             target=job.target,

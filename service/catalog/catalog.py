@@ -230,6 +230,13 @@ class Catalog:
         for record in records:
             self._keep(record)
 
+    def refresh(self, records: list[TenantRecord]) -> None:
+        """Cache the rows another process just wrote (a rollout's worker) for the tenants
+        cached here; one that is not (deleted meanwhile, say) is left to the store."""
+        for record in records:
+            if record.user_id in self._cache:
+                self._keep(record)
+
     async def record_audit(self, entry: AuditEntry) -> None:
         await self.store.fetch_many(_audit_insert(entry))
 

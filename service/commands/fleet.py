@@ -327,10 +327,10 @@ def _sync(args: argparse.Namespace, settings: Settings) -> int:
             raise BadRequest(
                 f"no rollout job {args.resume} (`tenantdb fleet status` shows the last)"
             )
-        with contextlib.ExitStack() as stack:
+        async with contextlib.AsyncExitStack() as stack:
             syncer = None
             if args.processes > 1:
-                syncer = stack.enter_context(
+                syncer = await stack.enter_async_context(
                     ProcessSyncer(settings, args.processes, backup_always=args.backup)
                 )
             return await rollout(

@@ -19,7 +19,7 @@ from service.catalog import TenantRecord
 from service.rollouts.model import Counts, Job, LeaseLost, Progress, TenantChange, TenantIssue
 from service.rollouts.one_tenant import Done, reason
 from service.rollouts.store import RolloutStore
-from service.rollouts.syncing import InProcessSyncer, Syncer
+from service.rollouts.syncing import InProcessSyncer, Syncer, SyncerGone
 from service.status import ROLLOUT_OUTCOMES, RolloutOutcome
 from service.tenants import TenantService
 
@@ -84,7 +84,9 @@ class JobRun:
     async def _sync_chunk(self, records: list[TenantRecord]) -> list[Done | Exception]:
         try:
             return await self.syncer(records, self.job)
-        except Exception as exc:  # the whole call failed (a worker process died): each fails
+        except SyncerGone:
+            raise  # no tenant's fault: the run stops, saved as failed, and a resume goes on
+        except Exception as exc:  # the whole call failed: each of its tenants fails
             return [exc] * len(records)
 
     async def _tick(self, syncing: asyncio.Task[Any]) -> None:

@@ -1,13 +1,21 @@
-"""Fleet syncs in worker processes, for the local backend.
+"""Fleet syncs in worker processes: `tenantdb fleet sync --processes P`, and every rollout
+started through the admin API (`service/api/admin.py`).
 
-A local rollout is CPU-bound (SQLite work plus the engine's Python), and one process is held
-to about one core by the GIL. With `ProcessSyncer(settings, P)` a rollout hands chunks
-of tenants to P processes, each with its own runtime (backend, catalog connection, hooks)
-syncing one tenant at a time and writing a chunk's catalog rows in one batch; the parent
-keeps the job's bookkeeping (cursor, counts, progress, saves), so resuming and reporting
-work as in one process. Processes are spawned,
-not forked: the parent has threads (the event loop's executors) that a fork would copy
-mid-lock. Each costs about half a second to start, so it pays off on large fleets.
+A rollout is CPU work (the engine's introspection, diff and plan in Python, SQLite's own),
+and one process is held to about one core by the GIL; in a server, that work would also
+hold the event loop that answers sign-ins. With `ProcessSyncer(settings, P)` a rollout hands
+chunks of tenants to P processes, each with its own runtime (backend, catalog connection,
+hooks) syncing one tenant at a time and writing a chunk's catalog rows in one batch; the
+parent keeps the job's bookkeeping (cursor, counts, progress, saves), so resuming and
+reporting work as in one process. A server's TenantService also hears what its workers did:
+the catalog rows they wrote (into its cache, so a returning user's check stays on the fast
+path) and their sync events (into its metrics), as if it had synced them itself.
+
+Processes are spawned, not forked: the parent has threads (the event loop's executors) that
+a fork would copy mid-lock. Each costs about half a second to start, so it pays off on large
+fleets. The parent alone decides when they stop (the pool's shutdown lets each finish its
+chunk): they ignore SIGINT, which Ctrl-C sends to a terminal's whole process group. One that
+dies anyway stops the run (`SyncerGone`), its tenants left for a resume rather than failed.
 """
 
 from __future__ import annotations
@@ -15,42 +23,101 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import multiprocessing.util
 import os
+import signal
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Final
 
+import msgspec
+import structlog
+
+from schema_registry import SyncResult
 from service.catalog import TenantRecord
 from service.config import Settings
 from service.logs import configure_logging
 from service.rollouts.model import Job
 from service.rollouts.one_tenant import Done, SyncFailed, attempt, reason, sync_one, transient
-from service.tenants import TenantService
+from service.rollouts.syncing import SyncerGone
+from service.tenants import SyncEvent, TenantService
 from service.wiring import open_runtime
 
+log = structlog.get_logger("tenantdb.fleet")
+
 # Tenants per call to a worker: one round trip and one catalog write per chunk, not per
-# tenant. Small enough that a kill loses little work and progress stays smooth.
+# tenant. Small enough that a kill loses little work, progress stays smooth and a shutdown
+# waits for little (each worker finishes the chunk it holds).
 CHUNK: Final = 25
 
 # The worker process's runtime, opened once by `_start` and used by every `_sync` call.
 _CHILD: dict[str, Any] = {}
 
 
-def _start(settings: Settings, backup_always: bool) -> None:
+class _Heard:
+    """A worker's SyncObserver: the sync events of the chunk, sent back to the parent's."""
+
+    def __init__(self) -> None:
+        self.events: list[SyncEvent] = []
+
+    def __call__(self, event: SyncEvent) -> None:
+        # Without the steps (their SQL, the tables they make): an observer counts syncs,
+        # and a chunk's events stay small to send.
+        result = event.result
+        slim = SyncResult(
+            status=result.status,
+            from_version=result.from_version,
+            to_version=result.to_version,
+            stamp=result.stamp,
+            duration_ms=result.duration_ms,
+        )
+        self.events.append(msgspec.structs.replace(event, result=slim))
+
+    def fast_path(self) -> None:
+        """Never heard: a rollout checks its tenants itself, not through a sign-in."""
+
+
+def _start(settings: Settings, backup_always: bool, nice: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us (see the docstring)
+    if nice:
+        os.nice(nice)
     configure_logging(settings.log_format, settings.log_level)
     loop = asyncio.new_event_loop()
     stack = contextlib.AsyncExitStack()
     runtime = open_runtime(settings, backup="always" if backup_always else None)
     tenants = loop.run_until_complete(stack.enter_async_context(runtime))
-    _CHILD.update(loop=loop, tenants=tenants, stack=stack)
+    tenants.observer = heard = _Heard()
+    _CHILD.update(loop=loop, tenants=tenants, stack=stack, heard=heard)
+    # Run as the worker exits after the pool's shutdown: its connections (and sqld's HTTP
+    # sessions) are closed rather than dropped.
+    multiprocessing.util.Finalize(None, _stop, exitpriority=10)
 
 
-def _sync(records: list[TenantRecord], job: Job) -> list[tuple[Any, ...]]:
-    """Per tenant (True, kind, issue, change) or (False, reason, transient): exceptions stay in
-    the worker, since not every one of them survives pickling back to the parent. The
-    chunk's catalog rows are written in one batch before it returns."""
+def _stop() -> None:
+    loop: asyncio.AbstractEventLoop | None = _CHILD.pop("loop", None)
+    if loop is not None:
+        loop.run_until_complete(_CHILD["stack"].aclose())
+        loop.close()
+
+
+class _Chunk(msgspec.Struct, frozen=True):
+    """What a worker sends back for a chunk: per tenant (True, kind, issue, change) or
+    (False, reason, transient), the catalog rows it wrote, the sync events it heard."""
+
+    outcomes: list[tuple[Any, ...]]
+    written: list[TenantRecord]
+    events: list[SyncEvent]
+
+
+def _sync(records: list[TenantRecord], job: Job) -> _Chunk:
+    """Sync a chunk in the worker. Exceptions stay here, since not every one of them
+    survives pickling back to the parent. The rows are written in one batch before it
+    returns."""
     loop: asyncio.AbstractEventLoop = _CHILD["loop"]
     tenants: TenantService = _CHILD["tenants"]
+    heard: _Heard = _CHILD["heard"]
+    heard.events = []
 
     async def chunk() -> list[Done | Exception]:
         tenants.catalog.learn(records)  # read by the parent just now: not read again here
@@ -61,10 +128,19 @@ def _sync(records: list[TenantRecord], job: Job) -> list[tuple[Any, ...]]:
             return [exc] * len(records)
         return results
 
-    return [
-        (False, reason(r), transient(r)) if isinstance(r, Exception) else (True, *r)
-        for r in loop.run_until_complete(chunk())
+    results = loop.run_until_complete(chunk())
+    written = [
+        row
+        for record, result in zip(records, results, strict=True)
+        if not isinstance(result, Exception)
+        and (row := tenants.catalog.cached(record.user_id)) is not None
+        and row != record
     ]
+    outcomes = [
+        (False, reason(r), transient(r)) if isinstance(r, Exception) else (True, *r)
+        for r in results
+    ]
+    return _Chunk(outcomes, written, heard.events)
 
 
 def _ready(pause: float) -> int:
@@ -74,7 +150,12 @@ def _ready(pause: float) -> int:
 
 
 class ProcessSyncer:
-    """A `Syncer` spreading tenants over worker processes (use as a context manager)."""
+    """A `Syncer` spreading tenants over worker processes (use as `async with`).
+
+    `nice` lowers the workers' CPU priority (the admin API's rollouts: the server's own
+    processes come first when the cores are busy); `tenants`, the parent's, hears what the
+    workers did (their catalog rows into its cache, their sync events into its observer).
+    """
 
     def __init__(
         self,
@@ -83,32 +164,75 @@ class ProcessSyncer:
         *,
         backup_always: bool = False,
         chunk: int = CHUNK,
+        nice: int = 0,
+        tenants: TenantService | None = None,
     ):
         self.processes = processes
         self.chunk = chunk
+        self.tenants = tenants
         self.pool = ProcessPoolExecutor(
             processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start,
-            initargs=(settings, backup_always),
+            initargs=(settings, backup_always, nice),
         )
+        self._started: asyncio.Future[None] | None = None
 
     async def __call__(self, records: list[TenantRecord], job: Job) -> list[Done | Exception]:
+        await self.warm()
         loop = asyncio.get_running_loop()
-        results = await loop.run_in_executor(self.pool, _sync, records, job)
+        try:
+            done = await loop.run_in_executor(self.pool, _sync, records, job)
+        except BrokenProcessPool as exc:
+            raise _gone(exc) from exc
+        if self.tenants is not None:
+            self.tenants.catalog.refresh(done.written)
+            if (observer := self.tenants.observer) is not None:
+                for event in done.events:
+                    observer(event)
         return [
             (result[1], result[2], result[3]) if result[0] else SyncFailed(result[1], result[2])
-            for result in results
+            for result in done.outcomes
         ]
 
     async def warm(self) -> None:
-        """Start every worker (and its runtime) now rather than on the first tenants."""
-        loop = asyncio.get_running_loop()
-        calls = [loop.run_in_executor(self.pool, _ready, 0.2) for _ in range(self.processes)]
-        await asyncio.gather(*calls)
+        """Start every worker (and its runtime), once, before the first tenants go to them:
+        the first call starts them, the others wait for it."""
+        if self._started is None:
+            self._started = asyncio.ensure_future(self._start_workers())
+        try:
+            await asyncio.shield(self._started)  # one caller cancelled stops none of them
+        except BrokenProcessPool as exc:  # a worker could not open its runtime
+            raise _gone(exc) from exc
 
-    def __enter__(self) -> ProcessSyncer:
+    async def _start_workers(self) -> None:
+        # Starting a process is a fork and exec, and the pool starts one as a call is
+        # submitted: these first calls are submitted from a thread, off the event loop,
+        # and every later one finds its workers there.
+        calls = await asyncio.to_thread(self._spawn)
+        pids = await asyncio.gather(*(asyncio.wrap_future(call) for call in calls))
+        log.info("fleet.workers_started", processes=self.processes, pids=sorted(set(pids)))
+
+    def _spawn(self) -> list[Future[int]]:
+        return [self.pool.submit(_ready, 0.2) for _ in range(self.processes)]
+
+    async def close(self) -> None:
+        """Stop the workers, each after the chunk it holds (queued chunks are dropped). In a
+        thread: it waits for them to exit."""
+        if self._started is not None:
+            with contextlib.suppress(Exception):  # what went wrong was told to the run
+                await self._started
+        await asyncio.to_thread(self.pool.shutdown, wait=True, cancel_futures=True)
+
+    async def __aenter__(self) -> ProcessSyncer:
         return self
 
-    def __exit__(self, *_: object) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
+
+
+def _gone(exc: BrokenProcessPool) -> SyncerGone:
+    return SyncerGone(
+        f"a rollout worker process ended abruptly ({exc}); its tenants are not counted: "
+        "resume the job once the cause is fixed (the workers' log lines say what it was)"
+    )

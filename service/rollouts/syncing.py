@@ -10,6 +10,7 @@ from typing import Final, Protocol
 import structlog
 
 from service.catalog import TenantRecord
+from service.errors import Unavailable
 from service.rollouts.model import Job, TenantIssue
 from service.rollouts.one_tenant import Done, attempt, reason, sync_one, transient
 from service.tenants import TenantService
@@ -23,10 +24,16 @@ log = structlog.get_logger("tenantdb.fleet")
 RETRY_DELAYS: Final = (0.05, 0.2, 0.5)
 
 
+class SyncerGone(Unavailable):
+    """The syncer cannot sync any more (a worker process died): no tenant's fault, so the
+    run stops (state failed, this message its error) and a resume syncs its tenants."""
+
+
 class Syncer(Protocol):
     """Syncs a chunk of tenants for a job: per tenant its outcome, or the error it raised
-    (the rollout records it and goes on). A chunk's catalog rows are written (or pending a
-    `Catalog.flush` in this process) by the time it returns."""
+    (the rollout records it and goes on), or `SyncerGone` for the whole run. A chunk's
+    catalog rows are written (or pending a `Catalog.flush` in this process) by the time it
+    returns."""
 
     chunk: int  # tenants per call
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from schema_registry import load_registry
+from service.config import ConfigError, load_settings
 from tests.api.conftest import Running, TenantSql, registry_upto
+from tests.api.test_metrics import parse
 from tests.fleetkit import build_local_fleet
 
 
@@ -247,16 +252,38 @@ def test_bad_rollout_requests_are_refused(
     assert unknown.status_code == 404
 
 
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: does it exist?
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def progress(client: httpx.Client, job_id: str, seconds: float = 60) -> dict[str, Any]:
+    """The job once it has saved some tenants done (and is still running)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        body: dict[str, Any] = client.get(f"/api/admin/rollouts/{job_id}").json()
+        if body["done"] > 0:
+            assert body["state"] == "running", body
+            return body
+        time.sleep(0.02)
+    raise AssertionError(f"rollout {job_id} did nothing in {seconds} s")
+
+
 @pytest.mark.parametrize("backend_kind", ["local"])
 def test_shutdown_cancels_a_rollout_and_a_restart_resumes_it(serve: Any, tmp_path: Path) -> None:
     server = serve()
     registry = load_registry(server.settings.registry)
     users = [f"user-{i:04d}" for i in range(600)]
     build_local_fleet(server.settings, registry, "1.0.0", users, tmp_path)
-    with admin(server) as client:
+    with capture_logs() as events, admin(server) as client:
         job = client.post("/api/admin/rollouts", json={"concurrency": 1}).json()
-        time.sleep(0.3)
+        progress(client, job["job_id"])  # its worker has started and synced some
     server.stop()
+    [workers] = [e for e in events if e["event"] == "fleet.workers_started"]
+    assert [pid for pid in workers["pids"] if alive(pid)] == []  # stopped with the server
 
     server = serve()
     with admin(server) as client:
@@ -342,3 +369,74 @@ def test_bad_waves_are_refused(serve: Any, body: dict[str, Any], message: str) -
 
     assert response.status_code == 400
     assert message in response.json()["message"]
+
+
+def test_an_admin_rollout_syncs_in_worker_processes_of_its_own(fleet: Running, serve: Any) -> None:
+    """The contract: a rollout started through the admin API runs in worker processes of
+    its own (as many as its concurrency, at most TENANTDB_ROLLOUT_PROCESSES), so the server
+    process keeps only the books: it neither syncs nor backs up one tenant. Its metrics
+    still count the workers' syncs."""
+    server = serve(rollout_processes=2)
+    with capture_logs() as events, admin(server) as client:
+        job = client.post("/api/admin/rollouts", json={"concurrency": 8}).json()
+        done = wait_for(client, job["job_id"])
+    with admin(server) as client:
+        history = client.get("/api/admin/tenants/carol").json()["history"]
+        _, samples = parse(client.get("/metrics").text)
+
+    assert (done["state"], done["total"], done["upgraded"], done["failed"]) == (
+        "finished",
+        3,
+        3,
+        [],
+    )
+    assert [h["version"] for h in history] == ["1.0.0", "1.1.0", "1.2.0"]
+    in_server = [e["event"] for e in events if e["event"].startswith(("schema.", "backup."))]
+    assert in_server == []
+    [workers] = [e for e in events if e["event"] == "fleet.workers_started"]
+    assert workers["processes"] == 2
+    assert workers["pids"]
+    assert os.getpid() not in workers["pids"]
+    assert [e["event"] for e in events if e["event"].startswith("fleet.rollout_")] == [
+        "fleet.rollout_started",
+        "fleet.rollout_finished",
+    ]
+    syncs = {labels: n for (name, labels), n in samples.items() if name == "tenantdb_syncs_total"}
+    assert syncs[(("status", "applied"), ("trigger", "fleet"))] == 3
+
+
+@pytest.mark.parametrize("backend_kind", ["local"])
+def test_a_rollout_whose_worker_dies_stops_and_a_resume_finishes_it(
+    serve: Any, tmp_path: Path
+) -> None:
+    server = serve()
+    registry = load_registry(server.settings.registry)
+    users = [f"user-{i:04d}" for i in range(600)]
+    build_local_fleet(server.settings, registry, "1.0.0", users, tmp_path)
+    with capture_logs() as events, admin(server) as client:
+        job = client.post("/api/admin/rollouts", json={"concurrency": 1}).json()
+        progress(client, job["job_id"])
+        [workers] = [e for e in events if e["event"] == "fleet.workers_started"]
+        os.kill(workers["pids"][0], signal.SIGKILL)
+        stopped = wait_for(client, job["job_id"])
+        again = client.post("/api/admin/rollouts", json={"resume": job["job_id"]})
+        done = wait_for(client, job["job_id"])
+
+    # Not one tenant is blamed for the lost worker: the run stops, a resume goes on.
+    assert (stopped["state"], stopped["failed"], stopped["drifted"]) == ("failed", [], [])
+    assert "worker process ended abruptly" in stopped["error"]
+    assert 0 < stopped["done"] < len(users)
+    assert again.status_code == 202
+    assert (done["state"], done["done"], done["failed"], done["drifted"]) == (
+        "finished",
+        len(users),
+        [],
+        [],
+    )
+    assert done["upgraded"] + done["current"] == len(users)
+
+
+@pytest.mark.parametrize("value", ["0", "65", "two"])
+def test_rollout_processes_out_of_range_stop_the_start(value: str) -> None:
+    with pytest.raises(ConfigError, match="TENANTDB_ROLLOUT_PROCESSES"):
+        load_settings({"TENANTDB_ROLLOUT_PROCESSES": value})
