@@ -336,11 +336,12 @@ class SqldBackend:
         await restore_namespace(self.database(location), source)
 
     async def databases(self) -> AsyncIterator[str]:
-        """Every namespace on every shard but the catalog's, as `"{shard}/{namespace}"`."""
+        """Every namespace on every shard but the catalog's name (the catalog, and the
+        anchors of the other shards), as `"{shard}/{namespace}"`."""
         catalog = self._settings.sqld_catalog_namespace
         for shard in range(len(self._admin)):
             for namespace in await self._namespaces(shard):
-                if (shard, namespace) != (0, catalog):
+                if namespace != catalog:
                     yield f"{shard}/{namespace}"
 
     async def _namespaces(self, shard: int) -> list[str]:
@@ -390,8 +391,21 @@ class SqldBackend:
         return True
 
     async def prepare(self) -> None:
-        """Make sure the catalog namespace exists (on the first shard)."""
-        await self.create_namespace(0, self._settings.sqld_catalog_namespace)
+        """Make sure the catalog namespace exists (on the first shard), and on every shard
+        the anchor that continues transactions (hrana.py, `HranaHttp.exchange`): the
+        catalog there, an empty namespace of its name on the others. A shard out of reach
+        starts without one (its transactions name their own namespaces) rather than stop
+        the service."""
+        name = self._settings.sqld_catalog_namespace
+        await self.create_namespace(0, name)
+        self._http[0].anchor = name
+        for shard in range(1, len(self._http)):
+            try:
+                await self.create_namespace(shard, name)
+            except BackendUnavailable as exc:
+                log.warning("sqld.no_anchor", shard=shard, error=exc.message)
+                continue
+            self._http[shard].anchor = name
 
     async def close(self) -> None:
         for http in self._http:
@@ -401,11 +415,14 @@ class SqldBackend:
 
 
 def _typed(exc: HranaError) -> BackendUnavailable | None:
-    """sqld out of open files is a fault of its sizing, not of the tenant: said so."""
-    if "Too many open files" in str(exc):
+    """sqld out of open files is a fault of its sizing, not of the tenant: said so. (It
+    answers `unable to open database file` when the limit is met opening a namespace.)"""
+    text = str(exc)
+    if "Too many open files" in text or "unable to open database file" in text:
         return BackendUnavailable(
-            "sqld has run out of open files (about 5 per loaded namespace): lower its "
-            "--max-active-namespaces or raise its file limit (deploy/README.md, Sizing)"
+            f"sqld could not open a file ({text[:160]}): it may have run out of open files "
+            "(5 per loaded namespace, 7 per connection): lower its --max-active-namespaces "
+            "or raise its file limit (deploy/README.md, Sizing)"
         )
     return None
 

@@ -5,6 +5,10 @@ namespace (the namespace travels in the `x-namespace-bin` header), where a WebSo
 need a handshake per namespace; a transaction is a Hrana stream held open by its baton.
 The HTTP is service/backends/http1.py's.
 Protocol: https://github.com/tursodatabase/libsql/blob/main/docs/HRANA_3_SPEC.md
+
+A transaction's later requests name the server's anchor namespace, not the stream's own
+(see `HranaHttp.exchange`): past --max-active-namespaces sqld may unload a namespace while
+the transaction holds its write lock, and a request naming it would load it again.
 """
 
 from __future__ import annotations
@@ -12,17 +16,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Final
 
 import msgspec
+import structlog
 
 from schema_registry import Row, Value
 from service.backends.base import BackendUnavailable
 from service.backends.sqld.http1 import Http1Pool, HttpError
 from service.backends.sqld.streams import Held, StreamCache
 from service.backends.transient import RETRIES, TransientKind, delays, kind_of
+
+log = structlog.get_logger("tenantdb.sqld")
+ANCHOR_WARN_EVERY: Final = 60.0  # seconds between warnings that the anchor is gone
 
 
 class HranaError(Exception):
@@ -137,6 +146,10 @@ class HranaHttp:
         self._token = token
         # By URL: sqld may answer a stream's request with another URL to send the rest to.
         self._pools: dict[str, Http1Pool] = {self.base_url: Http1Pool(self.base_url)}
+        # A namespace this server keeps loaded, named by the requests that continue a
+        # transaction (`exchange`); set by SqldBackend.prepare once it exists there.
+        self.anchor: str | None = None
+        self._anchor_warned = 0.0
 
     @property
     def connections_opened(self) -> int:
@@ -178,9 +191,13 @@ class HranaHttp:
         requests: list[dict[str, Any]],
         baton: str | None = None,
         base_url: str | None = None,
+        *,
+        anchored: bool = False,
     ) -> tuple[str | None, str | None, list[Any]]:
         """Send requests on a stream; returns (baton, base_url, results), raising on errors."""
-        baton, base_url, results = await self.exchange(namespace, requests, baton, base_url)
+        baton, base_url, results = await self.exchange(
+            namespace, requests, baton, base_url, anchored=anchored
+        )
         return baton, base_url, [_response(result) for result in results]
 
     async def exchange(
@@ -189,11 +206,32 @@ class HranaHttp:
         requests: list[dict[str, Any]],
         baton: str | None = None,
         base_url: str | None = None,
+        *,
+        anchored: bool = False,
     ) -> tuple[str | None, str | None, list[Any]]:
         """`pipeline`, returning each request's result as sqld sent it, errors included;
-        raises only when the whole request was refused (HranaError with its status)."""
+        raises only when the whole request was refused (HranaError with its status).
+        `anchored`: the stream holds a transaction, continued through the anchor."""
         body = msgspec.json.encode({"baton": baton, "requests": requests})
-        status, reply = await self.request("POST", "/v2/pipeline", namespace, body, base_url)
+        # sqld finds a stream by its baton alone, but loads the namespace a request names
+        # before it looks (its extractor, on every request). Past --max-active-namespaces
+        # it may have unloaded the stream's namespace since the last request; loading it
+        # again while this stream's transaction holds the write lock waits 5 s on that
+        # lock (the load checkpoints a namespace whose unload has not finished) on one of
+        # sqld's worker threads: every request to that server stalls, and this one fails
+        # with "Checkpoint failed". So a transaction's later requests name the anchor,
+        # which stays loaded, and its namespace is loaded once per transaction (contract
+        # "sqld at 10,000 namespaces": each namespace loaded once per rollout). Streams
+        # without a transaction keep naming their own namespace: one deleted meanwhile
+        # answers 404 there, where its stream would still read the deleted file.
+        via = self.anchor if anchored and baton is not None and self.anchor else namespace
+        status, reply = await self.request("POST", "/v2/pipeline", via, body, base_url)
+        if status == 404 and via != namespace:
+            # Refused before the stream was touched (its baton still holds): the anchor
+            # was deleted, or sqld answered a false 404 for it. The stream's own
+            # namespace carries the request instead.
+            self._anchor_missing()
+            status, reply = await self.request("POST", "/v2/pipeline", namespace, body, base_url)
         if status != 200:
             text = reply.decode("utf-8", "replace")
             if status == 404 and "doesn't exist" in text:
@@ -201,6 +239,18 @@ class HranaHttp:
             raise HranaError(f"sqld answered {status}: {text[:200]}", status=status)
         payload = msgspec.json.decode(reply)
         return payload.get("baton"), payload.get("base_url"), payload["results"]
+
+    def _anchor_missing(self) -> None:
+        now = time.monotonic()
+        if now - self._anchor_warned >= ANCHOR_WARN_EVERY:
+            self._anchor_warned = now
+            log.warning(
+                "sqld.anchor_missing",
+                server=self.base_url,
+                anchor=self.anchor,
+                hint="restart tenantdb to create it again; until then a transaction's "
+                "requests may make sqld load its namespace again",
+            )
 
 
 def _response(result: dict[str, Any]) -> Any:
@@ -248,7 +298,7 @@ class HranaTransaction:
             requests += [*self._after, {"type": "close"}]
         for delay in (*BUSY_DELAYS, None):
             self._baton, base_url, results = await self._http.pipeline(
-                self._namespace, requests, self._baton, self._base_url
+                self._namespace, requests, self._baton, self._base_url, anchored=True
             )
             self._base_url = base_url or self._base_url
             try:
@@ -302,6 +352,7 @@ class HranaTransaction:
                     [_statement("ROLLBACK", ()), *self._after, {"type": "close"}],
                     self._baton,
                     self._base_url,
+                    anchored=True,
                 )
             self._baton = None
 
