@@ -85,6 +85,10 @@ def _start(settings: Settings, backup_always: bool, nice: int) -> None:
     configure_logging(settings.log_format, settings.log_level)
     loop = asyncio.new_event_loop()
     stack = contextlib.AsyncExitStack()
+    # A rollout syncs each tenant once and never reuses a held stream; held ones would
+    # keep a sqld connection and its namespace's files open for nothing (the sizing rule
+    # budgets connections per server process, not per rollout worker).
+    settings = msgspec.structs.replace(settings, sqld_held_streams=0)
     runtime = open_runtime(settings, backup="always" if backup_always else None)
     tenants = loop.run_until_complete(stack.enter_async_context(runtime))
     tenants.observer = heard = _Heard()
