@@ -17,7 +17,7 @@ from litestar.datastructures import State
 from litestar.exceptions import TooManyRequestsException
 
 from schema_registry import Registry, load_registry
-from service.api.admin import AdminController, rollout_jobs
+from service.api.admin import AdminController
 from service.api.authentication import authentication
 from service.api.docs import docs_assets, openapi_config
 from service.api.health import HealthController, health
@@ -25,6 +25,7 @@ from service.api.limits import rate_limit_middleware, rate_limited_handler, swee
 from service.api.metrics import metrics
 from service.api.ready import ready
 from service.api.request_log import request_logging
+from service.api.rollout_jobs import rollout_jobs
 from service.api.users import UserController
 from service.api.validation import JsonRequest
 from service.auth import Authenticator
