@@ -59,8 +59,11 @@ class _Writer:
             while True:
                 batch.append(self._lines.popleft() + "\n")
         if batch:
-            self._stream.write("".join(batch))
-            self._stream.flush()
+            # A closed stream (its reader gone, or a test's captured stderr after the
+            # test) takes nothing: the lines have nowhere left to go.
+            with contextlib.suppress(ValueError, OSError):
+                self._stream.write("".join(batch))
+                self._stream.flush()
 
     def close(self) -> None:
         """Write what is queued, then stop (at exit: no line is lost on a clean stop)."""
