@@ -83,6 +83,16 @@ def test_migrations_smoke(tmp_path: Path) -> None:
         assert f"{what}: every row kept (rows per table, trades' totals)" in guards
 
 
+def test_fleet_scale_smoke(tmp_path: Path) -> None:
+    guards = smoke(tmp_path, "fleet_scale")
+    assert guards["provision: every tenant made"] == 4  # ours and the floor, at 2 sizes
+    assert guards["rollout: every tenant upgraded, none failed or drifted"] == 2
+    assert "rollout: sampled files are at 1.4.0 with its tables" in guards
+    assert "listings: the summary counts every tenant by version, and the drifted" in guards
+    assert guards["listings: no plan scans a table that grows with the fleet"] == 42  # 21 x 2
+    assert "listings: each ran under 200,000 steps" in guards
+
+
 @pytest.mark.sqld
 def test_fleet_sqld_smoke(tmp_path: Path) -> None:
     guards = smoke(tmp_path, "fleet", "--only", "sqld", sqld=True)

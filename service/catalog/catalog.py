@@ -205,25 +205,80 @@ class Catalog:
     ) -> list[TenantRecord]:
         """A page of tenants ordered by user id, filtered by version ("none": never synced)
         and by status; "current", "out_of_date" and "ahead" are judged against the
-        registry's `versions` (oldest first)."""
-        where = ["user_id > ?"]
-        params: list[Value] = [after or ""]
-        if version == "none":
-            where.append("schema_version IS NULL")
-        elif version is not None:
-            where.append("schema_version = ?")
-            params.append(version)
-        if status is not None:
-            clause, values = _status_filter(status, versions)
-            where.append(clause)
-            params += values
-        rows = await self.store.fetch(
-            f"SELECT {_COLUMNS} FROM tenants WHERE {' AND '.join(where)} ORDER BY user_id LIMIT ?",
-            (*params, limit),
-        )
+        registry's `versions` (oldest first).
+
+        Each filter is one or a few equalities on an index whose entries follow user id
+        (`_branches`), and each reads at most a page from it: what a page costs does not
+        grow with the fleet, however few tenants match (the contract: every admin listing
+        uses an index at any fleet size)."""
+        pages: list[tuple[str, list[Value]]] = []
+        for clauses, values in await self._branches(version, status, versions):
+            where = " AND ".join(["user_id > ?", *clauses])
+            pages.append(
+                (
+                    f"SELECT {_COLUMNS} FROM tenants WHERE {where} ORDER BY user_id LIMIT ?",
+                    [after or "", *values, limit],
+                )
+            )
+        if not pages:
+            return []
+        sql, params = pages[0]
+        if len(pages) > 1:  # disjoint branches, each a page in order: the first `limit`
+            sql = " UNION ALL ".join(f"SELECT * FROM ({s})" for s, _ in pages)
+            sql += " ORDER BY user_id LIMIT ?"
+            params = [*(p for _, values in pages for p in values), limit]
+        rows = await self.store.fetch(sql, params)
         records = [_record(row) for row in rows]
         self.learn(records)  # a rollout reads them next
         return records
+
+    async def _branches(
+        self, version: str | None, status: TenantStatus | None, versions: Sequence[str] | None
+    ) -> list[tuple[list[str], list[Value]]]:
+        """The filter as disjoint branches (WHERE clauses, parameters) whose union it is:
+        `status_of` in SQL, a synced tenant's status judged against `versions` (oldest first,
+        the current one last), "ahead" and "out_of_date" at each version present (read from
+        the index, `_synced_versions`) rather than at any version not in a list."""
+        if status is None:
+            branches: list[tuple[list[str], list[Value]]] = [([], [])]
+        elif status not in ("current", "out_of_date", "ahead"):
+            branches = [(["status = ?"], [status])]
+        else:
+            if not versions:
+                raise ValueError(
+                    f"status {status!r} is judged against the registry: pass its versions"
+                )
+            *older, current = versions
+            synced = [current]
+            if status == "out_of_date":
+                synced = [v for v in await self._synced_versions() if v in older]
+            elif status == "ahead":  # at a version this registry lacks (a newer release's)
+                synced = [v for v in await self._synced_versions() if v not in versions]
+            if version is not None:
+                synced = [v for v in synced if v == version]
+            branches = [(["status = 'synced'", "schema_version = ?"], [v]) for v in synced]
+            if status == "out_of_date":  # a sync in verify mode found changes to make
+                branches.append((["status = 'pending'"], []))
+        if version is None:
+            return branches
+        clause, value = (
+            ("schema_version IS NULL", [])
+            if version == "none"
+            else ("schema_version = ?", [version])
+        )
+        return [([*clauses, clause], [*values, *value]) for clauses, values in branches]
+
+    async def _synced_versions(self) -> list[str]:
+        """The versions synced tenants are at, one index seek each (a loose index scan)."""
+        rows = await self.store.fetch(
+            "WITH RECURSIVE present(version) AS ("
+            "SELECT min(schema_version) FROM tenants WHERE status = 'synced' "
+            "UNION ALL SELECT (SELECT min(schema_version) FROM tenants "
+            "WHERE status = 'synced' AND schema_version > present.version) "
+            "FROM present WHERE present.version IS NOT NULL"
+            ") SELECT version FROM present WHERE version IS NOT NULL"
+        )
+        return [str(row[0]) for row in rows]
 
     def learn(self, records: list[TenantRecord]) -> None:
         """Cache rows just read from the store (here, or by the process that sent them)."""
@@ -273,40 +328,26 @@ class Catalog:
         ]
 
     async def count(self, status: Stored) -> int:
-        """Tenants stored with this status (by its index): damaged ones for health checks."""
-        rows = await self.store.fetch("SELECT count(*) FROM tenants WHERE status = ?", (status,))
+        """Tenants stored with this status (catalog 1.5.0's counts): damaged ones for health
+        checks."""
+        rows = await self.store.fetch(
+            "SELECT coalesce(sum(tenants), 0) FROM tenant_counts WHERE status = ?", (status,)
+        )
         return int(rows[0][0])  # type: ignore[arg-type]
 
     async def summary(self) -> tuple[int, dict[str, int], int]:
-        """(tenant count, tenants by version, drifted tenants) for health and metrics."""
-        by_version = {
-            str(version): int(count)  # type: ignore[arg-type]
-            for version, count in await self.store.fetch(
-                "SELECT coalesce(schema_version, 'none'), count(*) FROM tenants GROUP BY 1"
-            )
-        }
-        drifted = await self.store.fetch("SELECT count(*) FROM tenants WHERE status = 'drifted'")
-        return sum(by_version.values()), by_version, int(drifted[0][0])  # type: ignore[arg-type]
-
-
-def _status_filter(status: TenantStatus, versions: Sequence[str] | None) -> tuple[str, list[Value]]:
-    """The WHERE clause of tenants with this status (`status_of`, in SQL), judged against
-    the registry's `versions` (oldest first, the current one last)."""
-    if status not in ("current", "out_of_date", "ahead"):
-        return "status = ?", [status]
-    if not versions:
-        raise ValueError(f"status {status!r} is judged against the registry: pass its versions")
-    *older, current = versions
-    marks = ", ".join("?" * len(versions))
-    if status == "current":
-        return "(status = 'synced' AND schema_version = ?)", [current]
-    if status == "ahead":  # at a version this registry does not have (a newer release's)
-        return f"(status = 'synced' AND schema_version NOT IN ({marks}))", list(versions)
-    behind = ", ".join("?" * len(older)) or "NULL"
-    return (
-        f"(status = 'pending' OR (status = 'synced' AND schema_version IN ({behind})))",
-        list[Value](older),
-    )
+        """(tenant count, tenants by version, drifted tenants) for health and metrics, from
+        the counts the catalog's triggers keep (a few rows, at any fleet size)."""
+        by_version: dict[str, int] = {}
+        drifted = 0
+        for version, status, count in await self.store.fetch(
+            "SELECT schema_version, status, tenants FROM tenant_counts WHERE tenants > 0 "
+            "ORDER BY schema_version"
+        ):
+            tenants = int(count)  # type: ignore[arg-type]
+            by_version[str(version)] = by_version.get(str(version), 0) + tenants
+            drifted += tenants if status == "drifted" else 0
+        return sum(by_version.values()), by_version, drifted
 
 
 def _tenant_insert(record: TenantRecord) -> tuple[str, Sequence[Value]]:

@@ -603,7 +603,7 @@ def test_a_catalog_made_by_tenantdb_0_1_opens_and_upgrades_without_loss(tmp_path
         return [TenantView.of(r, "1.2.0") for r in records], versions
 
     views, versions = asyncio.run(go())
-    assert versions == ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0"]
+    assert versions == ["1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0", "1.5.0"]
     assert [(v.user_id, v.status) for v in views] == [
         ("ann", "current"),
         ("ben", "out_of_date"),
