@@ -51,8 +51,11 @@ def test_engine_smoke(tmp_path: Path) -> None:
 def test_api_smoke(tmp_path: Path) -> None:
     guards = smoke(tmp_path, "api")
     assert "after the warm-up, initialize is the fast path" in guards
-    assert "the warm-up created every database" in guards
+    assert "the warm-up created every database once" in guards
     assert "tenantdb-info wrote its request log" in guards
+    assert "new users: the first sign-in created the file" in guards
+    assert guards["new users: every timed sign-in created a file"] == 3
+    assert "new users: the floor creates the tables tenantdb made" in guards
     assert "no request failed" in guards
 
 
