@@ -36,14 +36,18 @@ ENDPOINT = "/api/user/initialize"
 User = tuple[str, str, str]  # (user_id, token, JSON body)
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, all its threads included."""
+def cpu_seconds(pid: int, *, ended_children: bool = False) -> float:
+    """utime + stime of a process, all its threads included (and with `ended_children`,
+    cutime + cstime: its children that ended and were waited for)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    used = sum(int(f) for f in fields[11 : 15 if ended_children else 13])
+    return used / os.sysconf("SC_CLK_TCK")
 
 
 def tree_cpu_seconds(pid: int) -> float:
-    """CPU seconds of a process and every process under it (a server's workers)."""
+    """CPU seconds of a process and every process under it (a server's workers), those
+    that ended included (in their parent's cutime and cstime once it has waited for them:
+    a rollout's worker processes)."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -55,7 +59,7 @@ def tree_cpu_seconds(pid: int) -> float:
     while todo:
         one = todo.pop()
         with contextlib.suppress(OSError):
-            total += cpu_seconds(one)
+            total += cpu_seconds(one, ended_children=True)
         todo += children.get(one, [])
     return total
 
