@@ -9,7 +9,7 @@
    threads, catalog row, audit row), at c = 2 also with `ProcessSyncer` (2 processes).
    floor: bare sqlite3 in c processes (open, synchronous=NORMAL, BEGIN IMMEDIATE, the
    plan's statements, one history row, COMMIT, close). Rounds alternate their order, each
-   on fresh copies. Targets: ours >= 60% of the floor at the same c; >= 2x Alembic's 165
+   on fresh copies. Targets: ours >= 80% of the floor at the same c; >= 2x Alembic's 165
    DBs/s (cited, not run).
 2. sqld: one real sqld (pinned binary, JWT auth), N = 200 namespaces provisioned at 1.0.0
    through the service, then our rollout to 1.1.0 at each concurrency on fresh namespaces
@@ -41,7 +41,7 @@ from tests.sqld import SqldServer, make_keypair
 
 ALEMBIC_DBS_PER_S = 165.0  # cited, not run: Alembic upgrading the same databases
 SQLD_PROPAGATION_DBS_PER_S = 130.0  # cited, not run: sqld's shared-schema propagation, 200 children
-LOCAL_TARGET = 0.6
+LOCAL_TARGET = 0.8  # of the floor at the same concurrency, sequential and 2 processes
 
 
 def run_ours(run: Run, settings: Settings, concurrency: int, n: int, processes: int = 1) -> float:
@@ -187,7 +187,7 @@ def report(results: dict[str, Any]) -> str:
         r = results["local"][f"concurrency_{c}"]
         for side, share in r["ours_share_of_bare"].items():
             best = max(best, r["dbs_per_s"][side])
-            target = f">= 60% of bare: {'ok' if share >= LOCAL_TARGET else 'MISSED'}"
+            target = f">= {LOCAL_TARGET:.0%} of bare: {'ok' if share >= LOCAL_TARGET else 'MISSED'}"
             if c > 1 and side != "ours_procs":  # the GIL holds one process to a core
                 target = "(information: one process; the target row is the processes one)"
             how = f"{c} processes" if side == "ours_procs" else "1 process"
