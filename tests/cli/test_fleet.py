@@ -19,13 +19,13 @@ import msgspec
 import pytest
 
 from service.backends.local.threaded import ThreadedSqlite
-from service.catalog import Catalog, TenantView
+from service.catalog import Catalog, TenantRecord, TenantView
 from service.catalog.tables import SCHEMA
 from service.config import load_settings
 from service.errors import Conflict
 from service.rollouts.model import Counts, LeaseLost
 from service.rollouts.run import reopen_job, rollout, start_job
-from service.status import status_of
+from service.status import Stored, status_of
 from service.tenants import SyncRequest, TenantService
 from service.wiring import open_runtime
 from tests.api.conftest import registry_upto
@@ -576,6 +576,69 @@ def test_a_catalog_from_before_leases_gets_their_columns(tmp_path: Path) -> None
     assert columns[-2:] == ["owner", "lease_until"]
     assert job is not None
     assert (job.state, job.owner, job.leased) == ("cancelled", None, False)
+
+
+def test_the_counts_health_and_metrics_read_follow_every_write(tmp_path: Path) -> None:
+    """The summary and the status counts come from rows the catalog's triggers keep, not
+    from counting tenants: after inserts, replacements that move a tenant to another
+    status or version, deferred writes and deletes, they still equal a count of the table;
+    and a catalog made before the counts existed gets them filled when it opens."""
+    path = tmp_path / "catalog.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript((ROOT / "tests" / "catalogs" / "catalog-0.1.sql").read_text())
+    conn.close()
+    statuses: list[Stored] = ["provisioned", "synced", "pending", "drifted", "failed", "damaged"]
+    versions = [None, "1.0.0", "1.1.0", "1.2.0"]
+
+    def record(i: int, step: int) -> TenantRecord:
+        version = versions[(i + step) % len(versions)]
+        return TenantRecord(
+            user_id=f"u{i:03d}",
+            email=None,
+            location=f"tenants/u{i:03d}.db",
+            created_at="2026-01-01T00:00:00Z",
+            schema_version=version,
+            status="provisioned" if version is None else statuses[(i * 7 + step) % 6],
+        )
+
+    async def counted(catalog: Catalog, store: ThreadedSqlite) -> None:
+        total, by_version, drifted = await catalog.summary()
+        rows = await store.fetch(
+            "SELECT coalesce(schema_version, 'none'), count(*) FROM tenants GROUP BY 1"
+        )
+        assert by_version == {str(v): int(str(n)) for v, n in rows}
+        assert total == sum(by_version.values())
+        [(want_drifted,)] = await store.fetch(
+            "SELECT count(*) FROM tenants WHERE status = 'drifted'"
+        )
+        assert drifted == want_drifted
+        for status in statuses:
+            [(want,)] = await store.fetch(
+                "SELECT count(*) FROM tenants WHERE status = ?", (status,)
+            )
+            assert await catalog.count(status) == want, status
+
+    async def go() -> None:
+        catalog, store = _opened(path)
+        try:
+            await catalog.open()
+            await counted(catalog, store)  # the rows catalog-0.1.sql holds
+            for i in range(60):
+                await catalog.put(record(i, 0))
+            await counted(catalog, store)
+            for i in range(0, 60, 2):  # another status and version
+                await catalog.put(record(i, 1))
+            for i in range(1, 60, 3):  # deferred, as a rollout writes
+                await catalog.put(record(i, 2), defer=True)
+            await catalog.flush()
+            await counted(catalog, store)
+            for i in range(0, 60, 5):
+                await catalog.delete(f"u{i:03d}")
+            await counted(catalog, store)
+        finally:
+            await store.close()
+
+    asyncio.run(go())
 
 
 def test_a_catalog_made_by_tenantdb_0_1_opens_and_upgrades_without_loss(tmp_path: Path) -> None:
