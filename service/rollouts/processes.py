@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import multiprocessing
 import multiprocessing.util
 import os
@@ -78,7 +79,7 @@ class _Heard:
         """Never heard: a rollout checks its tenants itself, not through a sign-in."""
 
 
-def _start(settings: Settings, backup_always: bool, nice: int) -> None:
+def _start(settings: Settings, backup_always: bool, nice: int, processes: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us (see the docstring)
     if nice:
         os.nice(nice)
@@ -92,7 +93,7 @@ def _start(settings: Settings, backup_always: bool, nice: int) -> None:
     runtime = open_runtime(settings, backup="always" if backup_always else None)
     tenants = loop.run_until_complete(stack.enter_async_context(runtime))
     tenants.observer = heard = _Heard()
-    _CHILD.update(loop=loop, tenants=tenants, stack=stack, heard=heard)
+    _CHILD.update(loop=loop, tenants=tenants, stack=stack, heard=heard, processes=processes)
     # Run as the worker exits after the pool's shutdown: its connections (and sqld's HTTP
     # sessions) are closed rather than dropped.
     multiprocessing.util.Finalize(None, _stop, exitpriority=10)
@@ -125,7 +126,19 @@ def _sync(records: list[TenantRecord], job: Job) -> _Chunk:
 
     async def chunk() -> list[Done | Exception]:
         tenants.catalog.learn(records)  # read by the parent just now: not read again here
-        results = [await attempt(sync_one(tenants, record, job)) for record in records]
+        if tenants.backend.kind == "sqld":
+            # Network-bound (sqld does the SQLite work): the job's concurrency, shared by
+            # the workers, keeps that many tenants in flight, as one process on the
+            # event loop did. A local sync is CPU-bound: one at a time per process.
+            room = asyncio.Semaphore(math.ceil(job.concurrency / _CHILD["processes"]))
+
+            async def one(record: TenantRecord) -> Done | Exception:
+                async with room:
+                    return await attempt(sync_one(tenants, record, job))
+
+            results = list(await asyncio.gather(*(one(record) for record in records)))
+        else:
+            results = [await attempt(sync_one(tenants, record, job)) for record in records]
         try:
             await tenants.catalog.flush()
         except Exception as exc:  # synced but not recorded: a retry finds them current
@@ -178,7 +191,7 @@ class ProcessSyncer:
             processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start,
-            initargs=(settings, backup_always, nice),
+            initargs=(settings, backup_always, nice, processes),
         )
         self._started: asyncio.Future[None] | None = None
 
