@@ -57,13 +57,14 @@ from bench.harness import (
     HISTORY_INSERT,
     Run,
     add_common,
+    example_plus,
     history_row,
     rotated,
     source,
     table,
 )
 from bench.servers import cpu_seconds
-from schema_registry import EXAMPLE, Registry, diff, load_registry, make_plan
+from schema_registry import Registry, diff, load_registry, make_plan
 from service.backends.local.threaded import ThreadedSqlite
 from service.catalog import Catalog
 from service.config import Settings, load_settings
@@ -94,30 +95,10 @@ FLAT_FROM: Final = 400  # fleets from this size fill every page the listings rea
 
 
 def make_registries(run: Run, folder: Path) -> tuple[Path, Path]:
-    """The example registry plus 1.3.0 and 1.4.0 (a table and its index each), and a copy
+    """The example registry plus 1.3.0 and 1.4.0 (a table and its index each), and one
     that stops at 1.3.0 (the release the tenants are provisioned by)."""
-    full, older = folder / "registry", folder / "registry-1.3.0"
-    shutil.copytree(EXAMPLE, full)
-    sql = (full / "1.2.0.sql").read_text(encoding="utf-8")
-    blocks: list[str] = []
-    for k, version in enumerate((FROM, TO), start=1):
-        sql += (
-            f"\nCREATE TABLE scale_notes_{k} (\n    id INTEGER PRIMARY KEY,\n"
-            "    trade_id INTEGER REFERENCES trades(id) ON DELETE CASCADE,\n"
-            "    body TEXT NOT NULL\n);\n"
-            f"CREATE INDEX idx_scale_notes_{k}_trade ON scale_notes_{k} (trade_id);\n"
-        )
-        (full / f"{version}.sql").write_text(sql, encoding="utf-8")
-        blocks.append(
-            f'\n[[versions]]\nversion = "{version}"\ndescription = "Scale notes {k}"\n'
-            f'created_at = "2026-04-{k:02d}T00:00:00Z"\nschema = "{version}.sql"\n'
-            'optional = ["rate_limit_violations"]\n'
-        )
-    toml = (full / "registry.toml").read_text(encoding="utf-8")
-    shutil.copytree(full, older)
-    (full / "registry.toml").write_text(toml + "".join(blocks), encoding="utf-8")
-    (older / "registry.toml").write_text(toml + blocks[0], encoding="utf-8")
-    (older / f"{TO}.sql").unlink()
+    full = example_plus(folder / "registry", 2, "scale_notes")
+    older = example_plus(folder / "registry-1.3.0", 1, "scale_notes")
     ok = load_registry(full).current.version == TO and load_registry(older).current.version == FROM
     run.guard(ok, "registry: 1.3.0 and 1.4.0 load, the older copy stops at 1.3.0")
     added = load_registry(full).versions[3:]

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -198,6 +199,32 @@ def upgrade_many(job: tuple[str, Sequence[str]]) -> int:
 def remove_db(path: Path | str) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def example_plus(folder: Path, added: int, table: str) -> Path:
+    """The example registry in `folder` with `added` versions after its newest (1.3.0,
+    1.4.0, ...), each adding a table `{table}_{k}` and its index and nothing else: a
+    rollout with work to do and no migration script, so no backups."""
+    shutil.copytree(EXAMPLE, folder)
+    newest = load_registry(folder).current.version
+    major, minor, _ = (int(x) for x in newest.split("."))
+    sql = (folder / f"{newest}.sql").read_text(encoding="utf-8")
+    with (folder / "registry.toml").open("a", encoding="utf-8") as toml:
+        for k in range(1, added + 1):
+            version = f"{major}.{minor + k}.0"
+            sql += (
+                f"\nCREATE TABLE {table}_{k} (\n    id INTEGER PRIMARY KEY,\n"
+                "    trade_id INTEGER REFERENCES trades(id) ON DELETE CASCADE,\n"
+                "    body TEXT NOT NULL\n);\n"
+                f"CREATE INDEX idx_{table}_{k}_trade ON {table}_{k} (trade_id);\n"
+            )
+            (folder / f"{version}.sql").write_text(sql, encoding="utf-8")
+            toml.write(
+                f'\n[[versions]]\nversion = "{version}"\ndescription = "{table} {k}"\n'
+                f'created_at = "2026-04-{k:02d}T00:00:00Z"\nschema = "{version}.sql"\n'
+                'optional = ["rate_limit_violations"]\n'
+            )
+    return folder
 
 
 def row_counts(path: Path | str) -> dict[str, int]:

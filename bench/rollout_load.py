@@ -33,7 +33,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Run, add_common, source, table
+from bench.harness import Run, add_common, example_plus, source, table
 from bench.servers import (
     HOST,
     PYTHON_CAVEAT,
@@ -45,7 +45,7 @@ from bench.servers import (
     start_warm,
     summarize,
 )
-from schema_registry import EXAMPLE, Registry, load_registry
+from schema_registry import Registry, load_registry
 from service.auth import mint_token
 from service.config import load_settings
 from service.logs import configure_logging
@@ -62,23 +62,7 @@ def version_of(round_: int) -> str:
 
 def make_registry(run: Run, folder: Path, rounds: int) -> Registry:
     """The example registry plus one additive version per round (a table and its index)."""
-    shutil.copytree(EXAMPLE, folder)
-    sql = (folder / f"{FROM_VERSION}.sql").read_text(encoding="utf-8")
-    with (folder / "registry.toml").open("a", encoding="utf-8") as toml:
-        for k in range(1, rounds + 1):
-            sql += (
-                f"\nCREATE TABLE rollout_notes_{k} (\n    id INTEGER PRIMARY KEY,\n"
-                "    trade_id INTEGER REFERENCES trades(id) ON DELETE CASCADE,\n"
-                "    body TEXT NOT NULL\n);\n"
-                f"CREATE INDEX idx_rollout_notes_{k}_trade ON rollout_notes_{k} (trade_id);\n"
-            )
-            (folder / f"{version_of(k)}.sql").write_text(sql, encoding="utf-8")
-            toml.write(
-                f'\n[[versions]]\nversion = "{version_of(k)}"\n'
-                f'description = "Rollout notes {k}"\ncreated_at = "2026-04-{k:02d}T00:00:00Z"\n'
-                f'schema = "{version_of(k)}.sql"\noptional = ["rate_limit_violations"]\n'
-            )
-    registry = load_registry(folder)
+    registry = load_registry(example_plus(folder, rounds, "rollout_notes"))
     run.guard(registry.current.version == version_of(rounds), "registry: the new versions load")
     run.guard(
         not any(v.migration for v in registry.versions[3:]), "registry: the versions add only"
