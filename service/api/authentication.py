@@ -16,6 +16,7 @@ from litestar import Litestar
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from service.api.deps import header
 from service.auth import Authenticator
 from service.errors import Forbidden, ServiceError, send_error
 
@@ -34,7 +35,7 @@ def authentication(app: ASGIApp) -> ASGIApp:
         litestar: Litestar = scope["litestar_app"]
         authenticator: Authenticator = litestar.state.authenticator
         try:
-            identity = await authenticator.authenticate(_authorization(scope))
+            identity = await authenticator.authenticate(header(scope, _AUTHORIZATION))
             if need == "admin" and not identity.admin:
                 raise Forbidden("this endpoint needs a token with the admin role")
         except ServiceError as exc:  # answered here, inside the request log and the limits
@@ -44,11 +45,3 @@ def authentication(app: ASGIApp) -> ASGIApp:
         await app(scope, receive, send)
 
     return middleware
-
-
-def _authorization(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == _AUTHORIZATION:
-            text: str = value.decode("latin-1")
-            return text
-    return None

@@ -15,10 +15,21 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
+from litestar.types import Scope
 
 from service.auth import Identity
 from service.errors import ErrorBody
 from service.tenants import TenantService
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """A request header straight from the ASGI scope (`name` in lower case), for the
+    middleware every request passes: no Headers object built."""
+    for key, value in scope["headers"]:
+        if key == name:
+            text: str = value.decode("latin-1")
+            return text
+    return None
 
 
 def provide_tenants(state: State) -> TenantService:

@@ -19,6 +19,7 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.deps import header
 from service.operations.metrics import UNMATCHED, Metrics
 
 log = structlog.get_logger("tenantdb.http")
@@ -62,7 +63,7 @@ def request_logging(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _header(scope, _REQUEST_ID) or ids.next()
+        request_id = _request_id(scope) or ids.next()
         # Every line logged while this request runs carries its id.
         structlog.contextvars.bind_contextvars(request_id=request_id)
         status = 500
@@ -102,9 +103,10 @@ def request_logging(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key == name:
-            text: str = value.decode("latin-1")[:64]
-            return text if text.isprintable() else None
-    return None
+def _request_id(scope: Scope) -> str | None:
+    """The client's X-Request-Id, if it is printable, cut to 64 characters."""
+    text = header(scope, _REQUEST_ID)
+    if text is None:
+        return None
+    text = text[:64]
+    return text if text.isprintable() else None

@@ -5,7 +5,8 @@ A rollout is CPU work (the engine's introspection, diff and plan in Python, SQLi
 and one process is held to about one core by the GIL; in a server, that work would also
 hold the event loop that answers sign-ins. With `ProcessSyncer(settings, P)` a rollout hands
 chunks of tenants to P processes, each with its own runtime (backend, catalog connection,
-hooks) syncing one tenant at a time and writing a chunk's catalog rows in one batch; the
+hooks) syncing one tenant at a time (on sqld, which does the SQLite work, its share of the
+job's concurrency) and writing a chunk's catalog rows in one batch; the
 parent keeps the job's bookkeeping (cursor, counts, progress, saves), so resuming and
 reporting work as in one process. A server's TenantService also hears what its workers did:
 the catalog rows they wrote (into its cache, so a returning user's check stays on the fast
