@@ -26,6 +26,19 @@ from tests.sqld import SqldServer, free_port, make_keypair
 SECRET = "test-secret-" + "x" * 40
 
 
+def settings_for(tmp: Path, servers: list[SqldServer], private: Path) -> dict[str, Any]:
+    """Settings of a tenantdb on these sqld servers (one shard each), signing with `private`."""
+    return {
+        "data_dir": str(tmp / "data"),
+        "jwt_secret": SECRET,
+        "backend": "sqld",
+        "sqld_url": tuple(s.url for s in servers),
+        "sqld_admin_url": tuple(s.admin_url for s in servers),
+        "sqld_jwt_key_file": str(private),
+        "public_url_template": "ws://{namespace}.localhost:" + str(servers[0].port),
+    }
+
+
 def registry_upto(tmp: Path, version: str) -> Path:
     """A copy of the example registry that stops at `version` (an older app release)."""
     target = tmp / f"registry-{version}"

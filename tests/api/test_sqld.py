@@ -20,22 +20,10 @@ from service.backends.sqld import SqldBackend, namespace_for, place
 from service.backends.sqld.streams import Held, StreamCache
 from service.config import load_settings
 from service.wiring import open_runtime
-from tests.api.conftest import SECRET, Running, TenantSql
+from tests.api.conftest import Running, TenantSql, settings_for
 from tests.sqld import SqldServer, free_port, make_keypair
 
 pytestmark = pytest.mark.sqld
-
-
-def settings_for(tmp: Path, servers: list[SqldServer], private: Path) -> dict[str, Any]:
-    return {
-        "data_dir": str(tmp / "data"),
-        "jwt_secret": SECRET,
-        "backend": "sqld",
-        "sqld_url": tuple(s.url for s in servers),
-        "sqld_admin_url": tuple(s.admin_url for s in servers),
-        "sqld_jwt_key_file": str(private),
-        "public_url_template": "ws://{namespace}.localhost:" + str(servers[0].port),
-    }
 
 
 def start(values: dict[str, Any]) -> Running:

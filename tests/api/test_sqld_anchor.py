@@ -8,7 +8,6 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +16,7 @@ from service.backends.sqld import SqldBackend
 from service.backends.sqld.hrana import HranaHttp
 from service.config import load_settings
 from service.wiring import open_runtime
-from tests.api.conftest import SECRET
+from tests.api.conftest import settings_for
 from tests.sqld import SqldServer, make_keypair
 
 pytestmark = pytest.mark.sqld
@@ -32,18 +31,6 @@ def servers(tmp_path: Path) -> Iterator[tuple[list[SqldServer], Path]]:
     yield started, private
     for server in started:
         server.stop()
-
-
-def values_for(tmp: Path, servers: list[SqldServer], private: Path) -> dict[str, Any]:
-    return {
-        "data_dir": str(tmp / "data"),
-        "jwt_secret": SECRET,
-        "backend": "sqld",
-        "sqld_url": tuple(s.url for s in servers),
-        "sqld_admin_url": tuple(s.admin_url for s in servers),
-        "sqld_jwt_key_file": str(private),
-        "public_url_template": "http://{namespace}.localhost:8080",
-    }
 
 
 def spy(http: HranaHttp, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool, int]]:
@@ -67,7 +54,7 @@ def test_every_shard_gets_the_anchor_and_listings_skip_it(
     servers: tuple[list[SqldServer], Path], tmp_path: Path
 ) -> None:
     started, private = servers
-    values = values_for(tmp_path, started, private)
+    values = settings_for(tmp_path, started, private)
 
     async def go() -> list[str]:
         async with open_runtime(load_settings({}, **values)) as tenants:
@@ -90,7 +77,7 @@ def test_a_transactions_later_requests_name_the_anchor_a_held_streams_do_not(
     servers: tuple[list[SqldServer], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started, private = servers
-    values = values_for(tmp_path, started[:1], private)
+    values = settings_for(tmp_path, started[:1], private)
 
     async def go() -> None:
         async with open_runtime(load_settings({}, **values, sqld_held_streams=4)) as tenants:
@@ -125,7 +112,7 @@ def test_without_its_anchor_a_transaction_goes_on_through_its_own_namespace(
     servers: tuple[list[SqldServer], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started, private = servers
-    values = values_for(tmp_path, started[:1], private)
+    values = settings_for(tmp_path, started[:1], private)
 
     async def go() -> list[tuple[str, bool, int]]:
         async with open_runtime(load_settings({}, **values)) as tenants:

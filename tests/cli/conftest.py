@@ -4,7 +4,7 @@ service itself, and the `tenantdb` CLI run in-process with its output captured."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,28 @@ class Operator:
             code = int(exc.code or 0)
         out, err = self._capsys.readouterr()
         return code, out, err
+
+
+# `tenantdb ARGS` run in this process: (exit code, stdout, stderr).
+Cli = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Cli:
+    """`tenantdb ARGS` in-process: (exit code, stdout, stderr)."""
+    monkeypatch.setenv("TENANTDB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TENANTDB_LOG_LEVEL", "warning")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse usage errors
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
 
 
 @pytest.fixture(params=["local", pytest.param("sqld", marks=pytest.mark.sqld)])

@@ -12,29 +12,9 @@ from pathlib import Path
 import pytest
 
 from schema_registry import load_registry
-from service.cli import main
 from tests.cli.clikit import NOTES_110, notes_registry
+from tests.cli.conftest import Cli
 from tests.conftest import EXAMPLE_REGISTRY
-
-Cli = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Cli:
-    """`tenantdb ARGS` in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setenv("TENANTDB_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("TENANTDB_LOG_LEVEL", "warning")
-
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = main(list(args))
-        except SystemExit as exc:  # argparse usage errors
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def hashes(folder: Path) -> dict[str, str]:

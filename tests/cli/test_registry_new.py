@@ -5,36 +5,14 @@ from __future__ import annotations
 
 import sqlite3
 import tomllib
-from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from schema_registry import SqliteDatabase, diff, drive, introspect, load_registry, make_plan, sync
-from service.cli import main
 from tests.cli.clikit import notes_registry
-
-Cli = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Cli:
-    """`tenantdb ARGS` in-process: (exit code, stdout, stderr)."""
-    monkeypatch.setenv("TENANTDB_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("TENANTDB_LOG_LEVEL", "warning")
-
-    def run(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = main(list(args))
-        except SystemExit as exc:  # argparse usage errors
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
+from tests.cli.conftest import Cli
 
 NOTES = """\
 CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL, legacy TEXT, stars TEXT);
