@@ -100,8 +100,10 @@ class Workers:
         return self.log_path.read_text(errors="replace")
 
     def events(self) -> list[dict[str, Any]]:
-        lines = self.log_text().splitlines()
-        return [json.loads(line) for line in lines if line.startswith("{")]
+        """The JSON events written so far: a line still being written (no newline yet, the
+        processes write while this reads) is not an event yet."""
+        complete = self.log_text().rpartition("\n")[0]
+        return [json.loads(line) for line in complete.splitlines() if line.startswith("{")]
 
     def served_by(self, request_ids: list[str]) -> dict[str, int]:
         """Which process answered each request, from its `request.completed` line."""
