@@ -380,6 +380,31 @@ def test_opening_waits_for_a_writer_before_switching_a_new_file_to_wal(tmp_path:
     assert (mode, rows) == (("wal",), [(1,)])
 
 
+def test_a_new_file_is_switched_to_wal_and_left_at_synchronous_normal(tmp_path: Path) -> None:
+    """The switch itself runs at synchronous = OFF (the file holds no row yet); the
+    connection is handed back at NORMAL, what every transaction uses."""
+    with closing(connect(tmp_path / "user.db")) as conn:
+        settings = (
+            conn.execute("PRAGMA journal_mode").fetchone(),
+            conn.execute("PRAGMA synchronous").fetchone(),
+        )
+
+    assert settings == (("wal",), (1,))
+
+
+def test_an_existing_empty_file_is_switched_to_wal_on_open(tmp_path: Path) -> None:
+    """A file a power loss left empty (its header was never written back) is switched
+    again by the next open, even one that may not create the file."""
+    path = tmp_path / "user.db"
+    path.touch()
+
+    with closing(connect(path, create=False)) as conn:
+        mode = conn.execute("PRAGMA journal_mode").fetchone()
+
+    assert mode == ("wal",)
+    assert path.stat().st_size > 0
+
+
 def test_verify_writes_nothing_and_lists_what_sync_would_run(
     tmp_path: Path, example: Registry
 ) -> None:
