@@ -15,6 +15,7 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.exceptions import TooManyRequestsException
+from uvicorn.config import STARTUP_FAILURE
 
 from schema_registry import Registry, load_registry
 from service.api.admin import AdminController
@@ -46,10 +47,25 @@ def worker_app() -> Litestar:
     """The app of one server process under `tenantdb serve --workers N` (uvicorn's app
     factory: each worker is a fresh interpreter, started by spawn, that calls this once
     before it serves). Settings come from `serve`, logging is set up as `serve` set it up,
-    and the registry is loaded from the same folder `serve` loaded and checked."""
+    and the registry is loaded from the same folder `serve` loaded and checked.
+
+    An app that cannot be built exits with uvicorn's STARTUP_FAILURE, which its supervisor
+    takes for a start that failed and stops on (so `serve` exits 3); any other exception
+    out of the factory is a worker that died, started again and again.
+    """
     settings = msgspec.json.decode(os.environ[WORKER_SETTINGS], type=Settings)
     configure_logging(settings.log_format, settings.log_level)
-    return create_app(settings)
+    try:
+        return create_app(settings)
+    except Exception as exc:
+        log.exception(
+            "service.worker_start_failed",
+            pid=os.getpid(),  # the id `serve` names when it stops
+            error=f"{type(exc).__name__}: {exc}",
+            message="this server process could not build the app and exits with uvicorn's "
+            "STARTUP_FAILURE",
+        )
+        raise SystemExit(STARTUP_FAILURE) from exc
 
 
 def create_app(settings: Settings, registry: Registry | None = None) -> Litestar:

@@ -1,6 +1,7 @@
 """The `tenantdb` command: run the API and mint development tokens.
 
-Exit codes: 0 success, 1 the command failed, 2 bad usage or configuration.
+Exit codes: 0 success, 1 the command failed, 2 bad usage or configuration, 3 (serve) a
+server process could not start (uvicorn's STARTUP_FAILURE).
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ where they looked when there is none.
 
 exit codes: 0 success, 1 the command failed (for serve: could not start, e.g. sqld not
 answering within TENANTDB_STARTUP_TIMEOUT or a data directory it cannot write), 2 bad
-usage or configuration.
+usage or configuration, 3 serve: a server process could not start (uvicorn's
+STARTUP_FAILURE; the reason is logged before it).
 Settings come from TENANTDB_* environment variables (see README, "Configuration").
 """
 
@@ -194,20 +196,54 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             log.info("service.workers", workers=args.workers, threads_each=settings.threads)
             sys.stdout.write(banner(args.host, args.port, token))
             sys.stdout.flush()
-            uvicorn.run(
-                "service.app:worker_app",
-                factory=True,
-                workers=args.workers,
-                host=args.host,
-                port=args.port,
-                loop=LOOP,
-                http=HTTP,
-                **_QUIET_UVICORN,
-            )
+            return _supervise(args)
         finally:
             for name in handed:
                 os.environ.pop(name, None)
-    return 0
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    """Run `--workers N` server processes under uvicorn's supervisor until it stops: 0, or
+    uvicorn's STARTUP_FAILURE (3) when a worker exited with it.
+
+    The supervisor stops on SIGINT/SIGTERM and when a worker exits with STARTUP_FAILURE,
+    and `uvicorn.run` returns normally either way: the supervisor is built here as
+    `uvicorn.run` builds it, so that its workers' exit codes can be read once it returns. A
+    worker asked to stop exits 0 (or by the signal), never with STARTUP_FAILURE.
+    """
+    import uvicorn  # noqa: PLC0415 - `tenantdb token` need not load the web stack
+    from uvicorn.config import STARTUP_FAILURE  # noqa: PLC0415 - as above
+    from uvicorn.supervisors import Multiprocess  # noqa: PLC0415 - as above
+
+    config = uvicorn.Config(
+        "service.app:worker_app",
+        factory=True,
+        workers=args.workers,
+        host=args.host,
+        port=args.port,
+        loop=LOOP,
+        http=HTTP,
+        **_QUIET_UVICORN,
+    )
+    sock = config.bind_socket()  # the one listening socket, shared by the workers
+    try:
+        supervisor = Multiprocess(config, sockets=[sock])
+        supervisor.run()
+    finally:
+        sock.close()
+    failed = [p.pid for p in supervisor.processes if p.exitcode == STARTUP_FAILURE]
+    if not failed:
+        return 0
+    log.error(
+        "service.workers_failed_to_start",
+        failed=failed,
+        workers=args.workers,
+        exit_code=STARTUP_FAILURE,
+        message=f"{len(failed)} of {args.workers} server processes could not start (the reason "
+        f"is logged above): serve stops with exit code {STARTUP_FAILURE}, uvicorn's "
+        "STARTUP_FAILURE",
+    )
+    return STARTUP_FAILURE
 
 
 @contextmanager

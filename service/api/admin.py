@@ -36,7 +36,7 @@ from service.drift import DriftItem
 from service.errors import Conflict, NotFound
 from service.rollouts.model import Plan, RolloutSummary, summarize
 from service.rollouts.run import check_plan, reopen_job, start_job
-from service.rollouts.waves import wave_counts
+from service.rollouts.waves import saved_wave_counts
 from service.status import TenantStatus
 from service.tenants import SyncRequest, TenantService
 
@@ -543,7 +543,7 @@ class AdminController(Controller):
         if job is None:
             raise NotFound(f"no rollout job {job_id}")
         plan = await store.plan(job_id)
-        waves = wave_counts(job, plan, await store.changes(job_id)) if plan.waves else ()
+        waves = await saved_wave_counts(store, job, plan)
         return summarize(job, await store.issues(job_id), plan=plan, waves=waves)
 
 

@@ -19,7 +19,7 @@ from service.drift import DriftItem
 from service.rollouts.model import Job, WaveCounts
 from service.rollouts.one_tenant import reason
 from service.rollouts.run import PAGE_SIZE
-from service.rollouts.waves import wave_counts
+from service.rollouts.waves import saved_wave_counts
 from service.status import newer
 from service.tenants import TenantService
 
@@ -72,9 +72,7 @@ async def fleet_status(
     last = None
     if jobs:
         plan = await store.plan(jobs[0].job_id)
-        waves = (
-            wave_counts(jobs[0], plan, await store.changes(jobs[0].job_id)) if plan.waves else ()
-        )
+        waves = await saved_wave_counts(store, jobs[0], plan)
         last = msgspec.structs.replace(
             _brief(jobs[0]), waves=waves, max_failure_rate=plan.max_failure_rate
         )

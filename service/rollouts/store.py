@@ -11,6 +11,7 @@ it is at.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Final
 
@@ -27,6 +28,7 @@ from service.rollouts.model import (
     TenantIssue,
     owner_gone,
 )
+from service.status import RolloutOutcome
 
 _JOB_COLUMNS: Final = (
     "job_id, target, dry_run, concurrency, actor, state, started_at, updated_at, finished_at, "
@@ -203,6 +205,20 @@ class RolloutStore:
             )
             for row in rows
         ]
+
+    async def wave_tally(self, job_id: str) -> dict[int, Counter[RolloutOutcome]]:
+        """Per wave, how many of the job's tenants had each outcome: counted by SQLite over
+        the primary key's `job_id` prefix, so a reader gets a row per wave and outcome
+        instead of one per tenant."""
+        rows = await self.store.fetch(
+            "SELECT wave, outcome, count(*) FROM rollout_tenants "
+            "WHERE job_id = ? AND wave IS NOT NULL GROUP BY wave, outcome",
+            (job_id,),
+        )
+        tally: dict[int, Counter[RolloutOutcome]] = {}
+        for wave, outcome, n in msgspec.convert(rows, list[tuple[int, RolloutOutcome, int]]):
+            tally.setdefault(wave, Counter())[outcome] = n
+        return tally
 
     async def mark_restored(self, job_id: str, user_id: str, at: str) -> None:
         await self.store.execute(

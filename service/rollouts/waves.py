@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import math
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 import msgspec
@@ -63,14 +63,32 @@ def wave_ends(total: int, waves: tuple[int, ...]) -> list[int]:
     return [min(total, math.ceil(total * percent / 100)) for percent in waves]
 
 
-def wave_counts(job: Job, plan: Plan, changes: list[TenantChange]) -> tuple[WaveCounts, ...]:
-    """Each wave's size and what happened to its tenants so far (`fleet status`, the API)."""
-    if not plan.waves:
-        return ()
-    by_wave: dict[int, Counter[RolloutOutcome]] = {}
+# Per wave (its index), how many of its tenants had each outcome so far.
+WaveTally = dict[int, Counter[RolloutOutcome]]
+
+
+def tally_waves(changes: Iterable[TenantChange]) -> WaveTally:
+    """The tally of changes a run holds in memory; a reader of a saved job has SQLite
+    count them (`RolloutStore.wave_tally`) instead of reading a row per tenant."""
+    by_wave: WaveTally = {}
     for change in changes:
         if change.wave is not None:
             by_wave.setdefault(change.wave, Counter())[change.outcome] += 1
+    return by_wave
+
+
+async def saved_wave_counts(store: RolloutStore, job: Job, plan: Plan) -> tuple[WaveCounts, ...]:
+    """Each wave's counts of a saved job (the API, `fleet status`): a row per wave and
+    outcome is read, so the call does not grow with the fleet."""
+    if not plan.waves:
+        return ()
+    return wave_counts(job, plan, await store.wave_tally(job.job_id))
+
+
+def wave_counts(job: Job, plan: Plan, by_wave: WaveTally) -> tuple[WaveCounts, ...]:
+    """Each wave's size and what happened to its tenants so far."""
+    if not plan.waves:
+        return ()
     counts: list[WaveCounts] = []
     start = 0
     for index, end in enumerate(wave_ends(job.total, plan.waves)):
@@ -143,8 +161,7 @@ class WaveRun(JobRun):
             self._update(state="finished", finished_at=utc_now())
         await self._save(release=True)
         self._emit()
-        changes = list(self.done.values())
-        waves = wave_counts(self.job, self.plan, changes)
+        waves = wave_counts(self.job, self.plan, tally_waves(self.done.values()))
         issues = sorted(self.issues.values(), key=lambda i: i.user_id)
         return summarize(self.job, issues, plan=self.plan, waves=waves)
 

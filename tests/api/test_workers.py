@@ -85,11 +85,11 @@ class Workers:
             time.sleep(0.05)
         return self
 
-    def stop(self) -> None:
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
         for client in self.clients:
             client.close()
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(sig)
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -366,3 +366,48 @@ def test_an_older_release_then_a_newer_one_over_two_processes(workers: Any, tmp_
         assert body["schema_version"] == "1.2.0"
     rows = sql(tenant_file(new.settings, "hal"), "SELECT version FROM schema_version")
     assert rows == [("1.1.0",), ("1.2.0",)]
+
+
+def test_serve_stopped_by_sigint_exits_0(workers: Any) -> None:
+    server = workers()
+    server.stop(signal.SIGINT)
+    assert server.process is not None
+    assert server.process.returncode == 0, server.log_text()
+    assert not [e for e in server.events() if e["level"] == "error"], server.log_text()
+
+
+def test_server_processes_that_cannot_start_stop_serve_with_exit_code_3(tmp_path: Path) -> None:
+    """A public key file that is not there passes serve's own checks (the settings only
+    name it; each server process reads it when it builds the app), so every worker fails
+    to start: serve must stop and exit with uvicorn's STARTUP_FAILURE, not restart them
+    for ever nor exit 0 as after a stop signal."""
+    missing = tmp_path / "missing.pem"
+    server = Workers(
+        tmp_path, TENANTDB_JWT_ALGORITHMS="RS256", TENANTDB_JWT_PUBLIC_KEY_FILE=str(missing)
+    )
+    with server.log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [*SERVE, "--port", str(server.port)],
+            env=server.env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        code = process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise AssertionError(f"serve did not stop:\n{server.log_text()}") from None
+
+    assert code == 3, server.log_text()
+    events = server.events()
+    [stopped] = [e for e in events if e["event"] == "service.workers_failed_to_start"]
+    assert (stopped["level"], stopped["exit_code"], stopped["workers"]) == ("error", 3, 2)
+    causes = {e["pid"]: e for e in events if e["event"] == "service.worker_start_failed"}
+    assert 1 <= len(causes) <= 2, server.log_text()  # never a worker started again
+    assert set(stopped["failed"]) <= set(causes), server.log_text()
+    for cause in causes.values():
+        assert cause["level"] == "error"
+        assert cause["error"].startswith("FileNotFoundError")
+        assert str(missing) in cause["error"]
+    assert not any(e["event"] == "service.started" for e in events)
