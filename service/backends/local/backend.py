@@ -150,6 +150,10 @@ class LocalBackend:
     async def check(self, location: str, registry: Registry, known: Stamp | None) -> Stamp | None:
         """The fast path: the stamp the file is at when it is current, else None."""
         location = self.path(location)  # the catalog keeps it relative
+        if known is not None and self._pool.unchanged(location, known):
+            # Found current by an earlier check, and no commit since: answered on the loop
+            # from the wal-index's header (a read of memory, no SQLite call; pool.py).
+            return known
 
         def work() -> Stamp | None:
             try:
@@ -157,9 +161,13 @@ class LocalBackend:
             except sqlite3.OperationalError:
                 return None  # no file: the slow path provisions it
             try:
+                # Before the cookie: a commit after this mark shows at the next check.
+                mark = self._pool.watch(location)
                 if known is not None and is_current(
                     known, registry.current, self._pool.cookie(conn)
                 ):
+                    if mark is not None:
+                        self._pool.arm(location, mark, known)
                     return known
                 current, head, _ = drive(check(SqliteDatabase(conn), registry.current, known))
             finally:
