@@ -11,7 +11,7 @@ from typing import Final
 
 import msgspec
 import structlog
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.exceptions import TooManyRequestsException
@@ -27,7 +27,7 @@ from service.api.metrics import metrics
 from service.api.ready import ready
 from service.api.request_log import request_logging
 from service.api.rollout_jobs import rollout_jobs
-from service.api.users import UserController
+from service.api.users import LimitedUserController, UserController
 from service.api.validation import JsonRequest
 from service.auth import Authenticator
 from service.config import Settings
@@ -96,6 +96,8 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
     return Litestar(
         route_handlers=[
             UserController,
+            # sync-schema and export, behind the per-user limit (a sign-in never pays it)
+            Router("/", route_handlers=[LimitedUserController], middleware=inner_limits),
             HealthController,
             health,
             metrics,
@@ -109,7 +111,7 @@ def create_app(settings: Settings, registry: Registry | None = None) -> Litestar
             {"authenticator": Authenticator(settings), "settings": settings, "metrics": counters}
         ),
         exception_handlers={**EXCEPTION_HANDLERS, TooManyRequestsException: rate_limited_handler},
-        middleware=[request_logging, *outer_limits, authentication, *inner_limits],
+        middleware=[request_logging, *outer_limits, authentication],
         cors_config=cors_config(settings),
         request_class=JsonRequest,
         logging_config=None,

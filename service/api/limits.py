@@ -24,7 +24,6 @@ from typing import Any, Final
 import structlog
 from litestar import Litestar, Request, Response
 from litestar.exceptions import TooManyRequestsException
-from litestar.handlers import BaseRouteHandler
 from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.rate_limit import (
     CacheObject,
@@ -35,7 +34,6 @@ from litestar.middleware.rate_limit import (
 from litestar.stores.memory import MemoryStore
 from litestar.types import Message, Receive, Scope, Send
 
-from service.api.users import UserController
 from service.auth import Identity
 from service.config import Settings
 from service.errors import ServiceError, send_error, service_error_handler
@@ -44,8 +42,6 @@ log = structlog.get_logger("tenantdb.limits")
 
 STORE: Final = "rate_limit"  # the app's store holding the counters (a MemoryStore)
 SWEEP_SECONDS: Final = 60.0  # how often expired counters are dropped from memory
-# The handlers limited per user: a full sync, a copy of the whole database.
-_COSTLY: Final = frozenset(h.fn for h in (UserController.sync_schema, UserController.export))
 
 
 class RateLimited(ServiceError):
@@ -74,17 +70,10 @@ def rate_limited_handler(
     return service_error_handler(request, _limited(exc.headers, "sync-schema or export calls"))
 
 
-async def _costly_call(request: Request[Any, Any, Any]) -> bool:
-    """Counted per user: sync-schema and export by a caller whose token verified (the
-    authentication middleware, which runs first, put the identity in the state; one that
-    does not verify is a 401, counted per address)."""
-    handler: BaseRouteHandler = request.scope["route_handler"]
-    fn = getattr(handler.fn, "__func__", handler.fn)  # a controller's handlers are bound methods
-    return fn in _COSTLY and isinstance(request.state.get("identity"), Identity)
-
-
 def _subject(request: Request[Any, Any, Any]) -> str:
-    identity: Identity = request.state.identity  # checked by _costly_call
+    """The verified caller: the authentication middleware, which runs first, put it in the
+    state (a token that does not verify is a 401, counted per address)."""
+    identity: Identity = request.state.identity
     return f"user:{identity.user_id}"
 
 
@@ -144,8 +133,8 @@ def rate_limit_middleware(
     settings: Settings,
 ) -> tuple[list[DefineMiddleware], list[DefineMiddleware]]:
     """The limiters to put outside authentication (per address: it counts the 401s
-    authentication answers) and inside it (per user: it counts verified callers); none
-    when TENANTDB_RATE_LIMIT=off."""
+    authentication answers) and inside it, on the routes of LimitedUserController only
+    (per user: it counts verified callers); none when TENANTDB_RATE_LIMIT=off."""
     if settings.rate_limit == "off":
         return [], []
     per_address = RateLimitConfig(
@@ -157,7 +146,6 @@ def rate_limit_middleware(
     per_user = RateLimitConfig(
         rate_limit=("minute", settings.rate_limit_user),
         identifier_for_request=_subject,
-        check_throttle_handler=_costly_call,
         store=STORE,
     )
     return [per_address.middleware], [per_user.middleware]

@@ -36,7 +36,7 @@ def caller(request: Request[Any, Any, Any], user_id: str) -> tuple[Identity, Ten
     Read from state rather than injected: two injected dependencies make Litestar run a
     task group per request, about 40 µs on the sign-in hot path.
     """
-    identity: Identity = request.state.identity
+    identity: Identity = request.scope["state"]["identity"]  # no State wrapper built
     identity.require(check_user_id(user_id))
     return identity, request.app.state.tenants
 
@@ -232,42 +232,6 @@ class UserController(Controller):
             warnings=report.warnings,
         )
 
-    @post(
-        "/sync-schema/{user_id:str}",
-        status_code=200,
-        operation_id="syncUserSchema",
-        summary="Sync a user's schema now",
-        description="Brings an existing database to the registry's current version, as a "
-        "sign-in would, and reports drift without applying anything when there is any. In "
-        "verify mode only an admin may apply changes.",
-        responses=errors(*_USER, "forbidden_verify", "not_found", "database_newer", "sync_failed")
-        | ok(
-            SyncResponse,
-            "The sync ran; `success` is false when drift kept it from applying",
-            ("Already current", _SYNCED),
-        ),
-    )
-    async def sync_schema(
-        self,
-        user_id: PathUserId,
-        request: Request[Any, Any, Any],
-    ) -> SyncResponse:
-        """Run the schema sync now (in verify mode only an admin may)."""
-        identity, tenants = caller(request, user_id)
-        outcome = await tenants.sync_schema(user_id, admin=identity.admin, actor=identity.user_id)
-        report = _report(outcome)
-        return SyncResponse(
-            success=outcome.synced,
-            message=_message(outcome, "Schema synchronized"),
-            schema_version=outcome.record.schema_version,
-            synced_at=utc_now(),
-            changes_applied=report.count,
-            changes=report.applied,
-            pending=report.pending,
-            drift=report.drift,
-            warnings=report.warnings,
-        )
-
     @get(
         "/schema-version/{user_id:str}",
         operation_id="getUserSchemaVersion",
@@ -325,6 +289,53 @@ class UserController(Controller):
         _, tenants = caller(request, user_id)
         await tenants.delete(user_id)
         return Deleted(success=True, message=f"database of {user_id} deleted")
+
+
+class LimitedUserController(Controller):
+    """The user endpoints that cost real work, a full sync and a copy of the database, and
+    that a caller can repeat at will: app.py serves them behind the per-user rate limit
+    (api/limits.py), which the sign-in never pays for."""
+
+    path = "/api/user"
+    tags = ["sign-in"]
+    opt = USER
+    security = SECURED
+
+    @post(
+        "/sync-schema/{user_id:str}",
+        status_code=200,
+        operation_id="syncUserSchema",
+        summary="Sync a user's schema now",
+        description="Brings an existing database to the registry's current version, as a "
+        "sign-in would, and reports drift without applying anything when there is any. In "
+        "verify mode only an admin may apply changes.",
+        responses=errors(*_USER, "forbidden_verify", "not_found", "database_newer", "sync_failed")
+        | ok(
+            SyncResponse,
+            "The sync ran; `success` is false when drift kept it from applying",
+            ("Already current", _SYNCED),
+        ),
+    )
+    async def sync_schema(
+        self,
+        user_id: PathUserId,
+        request: Request[Any, Any, Any],
+    ) -> SyncResponse:
+        """Run the schema sync now (in verify mode only an admin may)."""
+        identity, tenants = caller(request, user_id)
+        outcome = await tenants.sync_schema(user_id, admin=identity.admin, actor=identity.user_id)
+        report = _report(outcome)
+        return SyncResponse(
+            success=outcome.synced,
+            message=_message(outcome, "Schema synchronized"),
+            schema_version=outcome.record.schema_version,
+            synced_at=utc_now(),
+            changes_applied=report.count,
+            changes=report.applied,
+            pending=report.pending,
+            drift=report.drift,
+            warnings=report.warnings,
+        )
 
     @get(
         "/{user_id:str}/export",

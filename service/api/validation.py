@@ -8,11 +8,14 @@ declared otherwise is 415.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from litestar import Request
 
+from service.api.deps import header
 from service.errors import BadRequest, ServiceError
+
+_CONTENT_TYPE: Final = b"content-type"
 
 
 class UnsupportedMediaType(ServiceError):
@@ -32,7 +35,9 @@ class JsonRequest(Request[Any, Any, Any]):
     """The app's request class: `json()` is what every JSON body parameter reads."""
 
     async def json(self) -> Any:
-        media_type, _ = self.content_type
+        # The media type is what precedes any parameter (RFC 9110, 8.3.1); read from the
+        # scope, without the Headers object and parameter parsing `content_type` builds.
+        media_type = (header(self.scope, _CONTENT_TYPE) or "").partition(";")[0]
         if not is_json(media_type):
             shown = media_type or "none"
             raise UnsupportedMediaType(
