@@ -28,9 +28,10 @@ class StartupError(Exception):
 
 
 async def open_backend(
-    settings: Settings,
+    settings: Settings, *, inline: bool = False
 ) -> tuple[Backend, Database, Callable[[], Awaitable[None]]]:
-    """The configured backend, the database its catalog lives in, and how to close both."""
+    """The configured backend, the database its catalog lives in, and how to close both;
+    `inline` as LocalBackend takes it (a process whose event loop serves no request)."""
     if settings.backend == "sqld":
         sqld = SqldBackend(settings)
         try:
@@ -40,7 +41,10 @@ async def open_backend(
             raise
         return sqld, sqld.catalog_store(), sqld.close
     local = LocalBackend(
-        settings.data_path, workers=settings.threads, cache_size=settings.connection_cache
+        settings.data_path,
+        workers=settings.threads,
+        cache_size=settings.connection_cache,
+        inline=inline,
     )
     store = ThreadedSqlite(settings.data_path / "catalog.db")
 
@@ -82,14 +86,16 @@ async def open_runtime(
     *,
     metrics: Metrics | None = None,
     backup: str | None = None,
+    inline: bool = False,
 ) -> AsyncIterator[TenantService]:
     """A ready TenantService (backend and catalog open, its tables current), closed on exit.
 
-    `metrics` counts its syncs (the web app's); `backup` overrides TENANTDB_BACKUP_POLICY.
+    `metrics` counts its syncs (the web app's); `backup` overrides TENANTDB_BACKUP_POLICY;
+    `inline`: a process whose event loop serves no request (LocalBackend).
     """
     registry = registry or load_registry(settings.registry)
     policy = backup_policy(settings, backup)
-    backend, store, close = await open_backend(settings)
+    backend, store, close = await open_backend(settings, inline=inline)
     try:
         catalog = Catalog(store)
         try:

@@ -72,7 +72,8 @@ def with_tenants(
 
     async def main() -> T:
         await require_catalog(settings)
-        async with open_runtime(settings, backup=backup) as tenants:
+        # A command's event loop serves no request: local SQLite work runs on it.
+        async with open_runtime(settings, backup=backup, inline=True) as tenants:
             return await work(tenants)
 
     return run(main())

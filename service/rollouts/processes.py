@@ -91,7 +91,8 @@ def _start(settings: Settings, backup_always: bool, nice: int, processes: int) -
     # keep a sqld connection and its namespace's files open for nothing (the sizing rule
     # budgets connections per server process, not per rollout worker).
     settings = msgspec.structs.replace(settings, sqld_held_streams=0)
-    runtime = open_runtime(settings, backup="always" if backup_always else None)
+    # This process's event loop serves nothing but its chunks: local SQLite work runs on it.
+    runtime = open_runtime(settings, backup="always" if backup_always else None, inline=True)
     tenants = loop.run_until_complete(stack.enter_async_context(runtime))
     tenants.observer = heard = _Heard()
     _CHILD.update(loop=loop, tenants=tenants, stack=stack, heard=heard, processes=processes)

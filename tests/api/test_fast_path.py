@@ -146,3 +146,21 @@ async def test_a_deleted_and_provisioned_again_file_is_checked_again(
 
         assert await local.delete(location)
         assert await local.check(location, registry, stamp) is None
+
+
+@on_a_loop
+async def test_an_inline_backend_does_its_sqlite_work_on_the_calling_thread(
+    tmp_path: Path, registry: Registry
+) -> None:
+    """The CLI's and rollout workers' backend: no hop to a worker thread (none started)."""
+    before = set(threading.enumerate())
+    local = LocalBackend(tmp_path, workers=1, cache_size=8, inline=True)
+    try:
+        location, stamp = await provision(local, registry, "alice")
+        assert await local.check(location, registry, stamp) == stamp
+        assert await local.history(location) is not None
+
+        started = set(threading.enumerate()) - before
+        assert not [t for t in started if t.name.startswith("sqlite")]
+    finally:
+        await local.close()
