@@ -48,7 +48,11 @@ def run_ours(run: Run, settings: Settings, concurrency: int, n: int, processes: 
     """Seconds for our rollout; with processes > 1, after the workers have started."""
 
     async def go() -> tuple[float, Any]:
-        async with open_runtime(settings) as tenants, contextlib.AsyncExitStack() as stack:
+        # As `tenantdb fleet sync` opens it (local SQLite work inline, on this loop).
+        async with (
+            open_runtime(settings, inline=True) as tenants,
+            contextlib.AsyncExitStack() as stack,
+        ):
             syncer = None
             if processes > 1:
                 syncer = await stack.enter_async_context(ProcessSyncer(settings, processes))

@@ -204,7 +204,7 @@ def rollout_ours(run: Run, settings: Settings, n: int, processes: int) -> dict[s
     the workers' (theirs from the kernel's count of reaped children, less their start)."""
 
     async def go() -> tuple[dict[str, float], Any]:
-        async with open_runtime(settings) as tenants:
+        async with open_runtime(settings, inline=True) as tenants:  # as the CLI opens it
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             syncer = ProcessSyncer(settings, processes)
             try:
