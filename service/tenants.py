@@ -342,7 +342,8 @@ class TenantService:
             if request.email is not None and request.email != record.email:
                 record = msgspec.structs.replace(record, email=request.email)
             audit = None
-            if apply and result.statements and result.up_to_date:
+            statements = result.statements  # made from the steps on each read: read once
+            if apply and statements and result.up_to_date:
                 audit = AuditEntry(
                     user_id=user_id,
                     trigger=request.trigger,
@@ -351,13 +352,13 @@ class TenantService:
                     to_version=result.to_version,
                     status=result.status,
                     changes_applied=len(result.changes),
-                    statements=result.statements,
+                    statements=statements,
                 )
             elif defer and apply and await self._catalog_behind(record, result):
                 audit = _recovered(record, result)
             if apply or request.create:
                 record = await self._remember(record, result=result, audit=audit, defer=defer)
-        self._log(user_id, result, created)
+        self._log(user_id, result, created, applied=bool(statements) and result.up_to_date)
         if self.observer is not None:
             self.observer(
                 SyncEvent(
@@ -433,11 +434,9 @@ class TenantService:
         await self.catalog.put(updated, audit=audit, defer=defer)
         return updated
 
-    def _log(self, user_id: str, result: SyncResult, created: bool) -> None:
+    def _log(self, user_id: str, result: SyncResult, created: bool, *, applied: bool) -> None:
         log.info(
-            "schema.sync_applied"
-            if result.statements and result.up_to_date
-            else "schema.sync_checked",
+            "schema.sync_applied" if applied else "schema.sync_checked",
             user_id=user_id,
             status=result.status,
             created=created,
