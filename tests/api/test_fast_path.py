@@ -164,3 +164,24 @@ async def test_an_inline_backend_does_its_sqlite_work_on_the_calling_thread(
         assert not [t for t in started if t.name.startswith("sqlite")]
     finally:
         await local.close()
+
+
+@on_a_loop
+async def test_a_file_answered_on_the_loop_stays_the_most_recently_used(
+    tmp_path: Path, registry: Registry
+) -> None:
+    """The pool evicts the least recently used file: a user whose checks are answered on
+    the loop is in use, and keeps the fast path while others come and go."""
+    async with backend(tmp_path, cache_size=2) as local:
+        alice, alice_stamp = await provision(local, registry, "alice")
+        assert await local.check(alice, registry, alice_stamp) == alice_stamp
+        bob, bob_stamp = await provision(local, registry, "bob")
+        assert await local.check(bob, registry, bob_stamp) == bob_stamp
+
+        assert await local.check(alice, registry, alice_stamp) == alice_stamp  # on the loop
+        await provision(local, registry, "carol")  # evicts the least recently used: bob
+
+        async with threads_busy(local):
+            assert await asyncio.wait_for(local.check(alice, registry, alice_stamp), 2) == (
+                alice_stamp
+            )

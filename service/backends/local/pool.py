@@ -49,12 +49,14 @@ class ConnectionPool:
         the event loop; see walindex.py)."""
         armed = self._armed.get(path)
         index = self._indexes.get(path)
-        return (
-            armed is not None
-            and index is not None
-            and armed[1] == stamp
-            and index.mark() == armed[0]
-        )
+        if armed is None or index is None or armed[1] != stamp or index.mark() != armed[0]:
+            return False
+        # Used now, as a checkout would mark it: a user answered here is not the least
+        # recently used. The lock guards a few dict operations in any thread, never I/O.
+        with self._lock:
+            if path in self._idle:
+                self._idle.move_to_end(path)
+        return True
 
     def watch(self, path: str) -> bytes | None:
         """The file's wal-index header now, taken before a check reads the file (on a
