@@ -137,7 +137,7 @@ async def test_the_fast_path_goes_with_the_files_connections(
 
 
 @on_a_loop
-async def test_a_deleted_and_provisioned_again_file_is_checked_again(
+async def test_a_deleted_file_is_not_answered_from_its_old_arm(
     tmp_path: Path, registry: Registry
 ) -> None:
     async with backend(tmp_path) as local:

@@ -63,15 +63,13 @@ class ConnectionPool:
         checked-out connection, which keeps the `-shm` file there); None without one."""
         index = self._indexes.get(path)
         if index is None:
-            index = WalIndex.open(path)
-            if index is None:
+            opened = WalIndex.open(path)
+            if opened is None:
                 return None
-            with self._lock:
-                if path in self._out and path not in self._indexes:
-                    self._indexes[path] = index
-                else:  # another check opened one first
-                    index.close()
-                    index = self._indexes.get(path)
+            with self._lock:  # another check may have opened one first
+                index = self._indexes.setdefault(path, opened) if path in self._out else None
+            if index is not opened:
+                opened.close()
             if index is None:
                 return None
         return index.mark()

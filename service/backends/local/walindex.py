@@ -8,8 +8,10 @@ committed in between, so nothing changed, the schema included. A checkpoint leav
 alone (it changes no content); a WAL restart changes the salts.
 
 The bytes are read with one `pread` on a descriptor kept open: a copy out of the page
-cache's pages of a file every connection to the database maps and writes on each
-transaction, never a read of the disk; so the read may run on the event loop.
+cache, from pages every connection to the database maps and touches on each transaction
+(SQLite reads this header before every read), so they stay in memory while the file is
+in use; the read does not wait on the disk and may run on the event loop. A file cut
+short reads short and compares unequal; a mapping would fault instead.
 """
 
 from __future__ import annotations
