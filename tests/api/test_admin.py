@@ -272,6 +272,18 @@ def progress(client: httpx.Client, job_id: str, seconds: float = 60) -> dict[str
     raise AssertionError(f"rollout {job_id} did nothing in {seconds} s")
 
 
+def assert_resumed_to_the_end(again: httpx.Response, done: dict[str, Any], users: int) -> None:
+    """The resume was accepted and the job finished every tenant, none failed or drifted."""
+    assert again.status_code == 202
+    assert (done["state"], done["done"], done["failed"], done["drifted"]) == (
+        "finished",
+        users,
+        [],
+        [],
+    )
+    assert done["upgraded"] + done["current"] == users
+
+
 @pytest.mark.parametrize("backend_kind", ["local"])
 def test_shutdown_cancels_a_rollout_and_a_restart_resumes_it(serve: Any, tmp_path: Path) -> None:
     server = serve()
@@ -294,14 +306,7 @@ def test_shutdown_cancels_a_rollout_and_a_restart_resumes_it(serve: Any, tmp_pat
     assert stopped["state"] == "cancelled"
     assert stopped["error"] == "cancelled"
     assert 0 < stopped["done"] < len(users)
-    assert again.status_code == 202
-    assert (done["state"], done["done"], done["failed"], done["drifted"]) == (
-        "finished",
-        len(users),
-        [],
-        [],
-    )
-    assert done["upgraded"] + done["current"] == len(users)
+    assert_resumed_to_the_end(again, done, len(users))
 
 
 @pytest.mark.parametrize("backend_kind", ["local"])
@@ -426,14 +431,7 @@ def test_a_rollout_whose_worker_dies_stops_and_a_resume_finishes_it(
     assert (stopped["state"], stopped["failed"], stopped["drifted"]) == ("failed", [], [])
     assert "worker process ended abruptly" in stopped["error"]
     assert 0 < stopped["done"] < len(users)
-    assert again.status_code == 202
-    assert (done["state"], done["done"], done["failed"], done["drifted"]) == (
-        "finished",
-        len(users),
-        [],
-        [],
-    )
-    assert done["upgraded"] + done["current"] == len(users)
+    assert_resumed_to_the_end(again, done, len(users))
 
 
 @pytest.mark.parametrize("value", ["0", "65", "two"])
