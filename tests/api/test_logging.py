@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 from structlog.testing import capture_logs
+
+from service.logs import FLUSH_SECONDS, _Writer
 
 
 def test_sync_and_request_events_carry_flat_fields_and_no_secrets(serve: Any) -> None:
@@ -36,3 +42,35 @@ def test_sync_and_request_events_carry_flat_fields_and_no_secrets(serve: Any) ->
     text = repr(events)
     assert "lena@example.com" not in text
     assert token not in text
+
+
+def _wakeups(thread: threading.Thread) -> int:
+    """How often the thread has gone to sleep and woken since it started (Linux)."""
+    status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
+    return int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+
+
+def _written(stream: io.StringIO, count: int) -> list[str]:
+    deadline = time.monotonic() + 5
+    while len(lines := stream.getvalue().splitlines()) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return lines
+
+
+def test_the_log_writer_sleeps_until_a_line_waits_and_writes_every_line_in_order() -> None:
+    stream = io.StringIO()
+    writer = _Writer(stream)
+    try:
+        time.sleep(0.05)  # the thread has started and waits
+        before = _wakeups(writer._thread)
+        time.sleep(6 * FLUSH_SECONDS)  # nothing logged: a poller would have woken 6 times
+        assert _wakeups(writer._thread) - before <= 1
+        for i in range(3):
+            writer.put(f"line {i}")
+        assert _written(stream, 3) == ["line 0", "line 1", "line 2"]
+        writer.put("line 3")  # a batch after the first one written wakes it again
+        assert _written(stream, 4)[3] == "line 3"
+        writer.put("line 4")
+    finally:
+        writer.close()  # writes what is queued at once
+    assert stream.getvalue().splitlines()[-1] == "line 4"
