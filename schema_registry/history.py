@@ -10,6 +10,7 @@ here, while the table needs nothing from introspection.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Final
@@ -80,8 +81,10 @@ _MISSING: Final = f"no such table: {HISTORY_TABLE}"
 COOKIE_SQL: Final = "PRAGMA schema_version"
 
 
+@functools.lru_cache(maxsize=1024)
 def version_key(version: str) -> tuple[int, ...]:
-    """(MAJOR, MINOR, PATCH) for ordering."""
+    """(MAJOR, MINOR, PATCH) for ordering (cached: a sync orders the same few versions
+    a dozen times)."""
     match = _SEMVER.match(version)
     if match is None:
         raise ValueError(f"{version!r} is not a MAJOR.MINOR.PATCH version")

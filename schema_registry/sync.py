@@ -543,7 +543,7 @@ async def _record(
     context: SyncContext,
 ) -> SyncResult:
     """Write the history rows and commit, in one batch."""
-    if not result.statements and head is not None and _recorded(head, target):
+    if not any(map(step_statements, result.steps)) and head is not None and _recorded(head, target):
         # Someone changed the schema and it still matches: re-arm the fast path only.
         rearm = history.rearm_statements(head.id)
         cookie = history.cookie_of(await _run(tx, target.version, rearm, commit=True))
