@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import shutil
 import sqlite3
 import time
@@ -67,6 +68,13 @@ def run_ours(run: Run, settings: Settings, concurrency: int, n: int, processes: 
     return seconds
 
 
+def settle() -> None:
+    """Write the fresh copies out before the clock starts: a side timed while the kernel
+    writes back the 270 MB just copied (its own, or the side before it) pays for that
+    copy, and by how much depends on the order of the sides, not on the rollout."""
+    os.sync()
+
+
 def check_upgraded(run: Run, paths: list[str]) -> None:
     """The first and last database hold rows for 1.0.0 and 1.1.0, and 1.1.0's tables."""
     for path in (paths[0], paths[-1]):
@@ -97,6 +105,7 @@ def bench_local(run: Run, n: int, rounds: int) -> dict[str, Any]:
                 for side in sides if k % 2 == 0 else sides[::-1]:
                     if side == "bare":
                         copy_fleet(template, bare_places)
+                        settle()
                         paths = list(bare_places.values())
                         start = time.perf_counter()
                         jobs = [("bare", paths[w::c]) for w in range(c)]
@@ -112,6 +121,7 @@ def bench_local(run: Run, n: int, rounds: int) -> dict[str, Any]:
                         places = locations(settings.data_path, [f"u{i:05d}" for i in range(n)])
                         copy_fleet(template, places)
                         register_fleet(settings, places, template)
+                        settle()
                         processes = c if side == "ours_procs" else 1
                         per_round[side].append(round(run_ours(run, settings, c, n, processes), 3))
                         check_upgraded(run, list(places.values()))
