@@ -46,7 +46,7 @@ async def open_backend(
         cache_size=settings.connection_cache,
         inline=inline,
     )
-    store = ThreadedSqlite(settings.data_path / "catalog.db")
+    store = ThreadedSqlite(settings.data_path / "catalog.db", inline=inline)
 
     async def close() -> None:
         await local.close()

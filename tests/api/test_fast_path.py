@@ -17,6 +17,8 @@ import pytest
 
 from schema_registry import EXAMPLE, Registry, Stamp, SyncContext, load_registry
 from service.backends.local import LocalBackend
+from service.config import load_settings
+from service.wiring import open_runtime
 
 SIGN_IN = SyncContext(trigger="sign-in")
 P = ParamSpec("P")
@@ -164,6 +166,22 @@ async def test_an_inline_backend_does_its_sqlite_work_on_the_calling_thread(
         assert not [t for t in started if t.name.startswith("sqlite")]
     finally:
         await local.close()
+
+
+@on_a_loop
+async def test_an_inline_runtime_keeps_its_catalog_on_the_calling_thread(tmp_path: Path) -> None:
+    """The catalog of an inline runtime (the CLI's, a rollout worker's) is local SQLite
+    too: its calls run on the loop, and no catalog thread takes the GIL from it."""
+    before = set(threading.enumerate())
+    async with open_runtime(load_settings({}, data_dir=str(tmp_path)), inline=True) as tenants:
+        outcome = await tenants.initialize("alice", "alice@example.com")
+        assert outcome.created
+        record = await tenants.catalog.get("alice", fresh=True)
+        assert record is not None
+        assert record.schema_version == outcome.record.schema_version
+
+        started = set(threading.enumerate()) - before
+        assert not [t for t in started if t.name.startswith("sqlite")]
 
 
 @on_a_loop

@@ -2,7 +2,8 @@
 
 For small, rare work such as the local catalog: each call is one short statement, so the
 hop per call costs less than it would to batch. Tenant syncs instead run whole in a
-worker thread (see LocalBackend), where the hop per statement would add up.
+worker thread (see LocalBackend), where the hop per statement would add up. In a process
+whose event loop serves no request (`inline`), both run on the loop.
 """
 
 from __future__ import annotations
@@ -51,10 +52,16 @@ class _ThreadSession:
 
 
 class ThreadedSqlite:
-    """One connection, owned by one thread; calls are serialised in arrival order."""
+    """One connection, owned by one thread; calls are serialised in arrival order.
 
-    def __init__(self, path: Path) -> None:
+    `inline` runs each call on the caller's event loop instead, in a process whose loop
+    serves no request (the CLI, a rollout worker): there a hop buys nothing, and a second
+    thread taking the GIL from a loop busy with SQLite work costs more than the call.
+    """
+
+    def __init__(self, path: Path, *, inline: bool = False) -> None:
         self.path = path
+        self._inline = inline
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-catalog")
         self._conn: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()  # one transaction at a time on the one connection
@@ -73,6 +80,8 @@ class ThreadedSqlite:
             return fn(self._conn)
 
         try:
+            if self._inline:
+                return call()
             return await asyncio.get_running_loop().run_in_executor(self._executor, call)
         except (sqlite3.Error, OSError) as exc:  # storage faults as the backend protocol's types
             typed = storage_fault(exc)
