@@ -15,6 +15,7 @@ import contextlib
 import logging
 import sys
 import threading
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import msgspec
@@ -113,7 +114,7 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _stamp if json_lines else structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info if json_lines else _keep,
             renderer,
         ],
@@ -132,6 +133,14 @@ def _writer_for(stream: TextIO) -> _Writer:
             _writer.close()
         _writer = _Writer(stream)
     return _writer
+
+
+def _stamp(_: Any, __: str, event: Any) -> Any:
+    """The time as a datetime, which msgspec writes as RFC 3339 in UTC with a Z, as
+    structlog's ISO stamper does (`2026-11-27T16:44:09.963708Z`), without formatting it
+    in Python: ~1.2 of ~5 µs per line (bench/README, api)."""
+    event["timestamp"] = datetime.now(UTC)
+    return event
 
 
 def _keep(_: Any, __: str, event: Any) -> Any:

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import io
+import re
+import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import pytest
+import structlog
 from structlog.testing import capture_logs
 
-from service.logs import FLUSH_SECONDS, _Writer
+import service.logs
+from service.logs import FLUSH_SECONDS, _Writer, configure_logging
 
 
 def test_sync_and_request_events_carry_flat_fields_and_no_secrets(serve: Any) -> None:
@@ -74,3 +81,22 @@ def test_the_log_writer_sleeps_until_a_line_waits_and_writes_every_line_in_order
     finally:
         writer.close()  # writes what is queued at once
     assert stream.getvalue().splitlines()[-1] == "line 4"
+
+
+def test_json_lines_carry_an_rfc3339_utc_timestamp(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    try:
+        configure_logging("json", "info")
+        before = datetime.now(UTC)
+        structlog.get_logger("tenantdb.test").info("test.stamped", n=1)
+        after = datetime.now(UTC)
+    finally:
+        structlog.reset_defaults()
+        assert service.logs._writer is not None
+        service.logs._writer.close()  # writes the line now
+    line = msgspec.json.decode(stream.getvalue().splitlines()[-1])
+    assert line["event"] == "test.stamped"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", line["timestamp"])
+    stamped = datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00"))
+    assert before.replace(microsecond=0) <= stamped <= after
