@@ -1,7 +1,7 @@
 """structlog, configured once: JSON lines off a terminal, readable lines on one.
 
-Request and user ids are bound with structlog.contextvars so every event of a request
-carries them. Emails, tokens and secrets are never passed to a logger.
+Every event logged while a request runs carries its id (`REQUEST_ID`, set by the request
+log middleware). Emails, tokens and secrets are never passed to a logger.
 
 Lines are written by a thread of their own, in batches: the event loop only renders an
 event and queues it, and never waits on the write to stderr (a file, a pipe, a journal).
@@ -15,13 +15,18 @@ import contextlib
 import logging
 import sys
 import threading
+from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 import msgspec
 import structlog
 
 _encoder = msgspec.json.Encoder()
+# The request being served, for every line logged while it runs: one ContextVar read per
+# line (structlog's merge_contextvars walks every variable of the context, ~0.4 µs, and
+# binding and clearing them cost ~0.7 µs a request where nothing is logged).
+REQUEST_ID: Final[ContextVar[str | None]] = ContextVar("tenantdb_request_id", default=None)
 # How long a line may wait before it is written: lines reach the stream in order, a few
 # hundred per write under load, and a clean stop writes the rest.
 FLUSH_SECONDS = 0.05
@@ -112,7 +117,7 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
     )
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
+            _request_id,
             structlog.processors.add_log_level,
             _stamp if json_lines else structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info if json_lines else _keep,
@@ -133,6 +138,14 @@ def _writer_for(stream: TextIO) -> _Writer:
             _writer.close()
         _writer = _Writer(stream)
     return _writer
+
+
+def _request_id(_: Any, __: str, event: Any) -> Any:
+    """The id of the request being served, unless the event names one itself."""
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        event.setdefault("request_id", request_id)
+    return event
 
 
 def _stamp(_: Any, __: str, event: Any) -> Any:

@@ -21,6 +21,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.deps import header
+from service.logs import REQUEST_ID
 from service.operations.metrics import UNMATCHED, Metrics
 
 log = structlog.get_logger("tenantdb.http")
@@ -68,8 +69,7 @@ def request_logging(app: ASGIApp) -> ASGIApp:
             return
         started = time.perf_counter()
         request_id = _request_id(scope) or ids.next()
-        # Every line logged while this request runs carries its id.
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        bound = REQUEST_ID.set(request_id)  # every line logged while it runs carries it
         status = 500
 
         async def send_with_id(message: Message) -> None:
@@ -105,7 +105,7 @@ def request_logging(app: ASGIApp) -> ASGIApp:
                     user_id=getattr(identity, "user_id", None),
                     pid=ids.pid,
                 )
-            structlog.contextvars.clear_contextvars()
+            REQUEST_ID.reset(bound)
 
     return middleware
 

@@ -17,7 +17,7 @@ import structlog
 from structlog.testing import capture_logs
 
 import service.logs
-from service.logs import FLUSH_SECONDS, _Writer, configure_logging
+from service.logs import FLUSH_SECONDS, REQUEST_ID, _Writer, configure_logging
 
 
 def test_sync_and_request_events_carry_flat_fields_and_no_secrets(serve: Any) -> None:
@@ -100,3 +100,30 @@ def test_json_lines_carry_an_rfc3339_utc_timestamp(monkeypatch: pytest.MonkeyPat
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", line["timestamp"])
     stamped = datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00"))
     assert before.replace(microsecond=0) <= stamped <= after
+
+
+def test_lines_logged_while_a_request_runs_carry_its_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    try:
+        configure_logging("json", "info")
+        log = structlog.get_logger("tenantdb.test")
+        log.info("test.outside")
+        bound = REQUEST_ID.set("req-1")
+        try:
+            log.info("test.inside")
+            log.info("test.own", request_id="req-2")  # an event naming its own id keeps it
+        finally:
+            REQUEST_ID.reset(bound)
+        log.info("test.after")
+    finally:
+        structlog.reset_defaults()
+        assert service.logs._writer is not None
+        service.logs._writer.close()
+    lines = [msgspec.json.decode(x) for x in stream.getvalue().splitlines()[-4:]]
+    assert [(x["event"], x.get("request_id")) for x in lines] == [
+        ("test.outside", None),
+        ("test.inside", "req-1"),
+        ("test.own", "req-2"),
+        ("test.after", None),
+    ]
