@@ -174,12 +174,17 @@ _VERSION = {
 }
 
 
-class UserController(Controller):
+class _UserRoutes(Controller):
+    """Where the user endpoints live and who may call them (a user token), for both
+    controllers."""
+
     path = "/api/user"
     tags = ["sign-in"]
     opt = USER
     security = SECURED
 
+
+class UserController(_UserRoutes):
     @post(
         "/initialize",
         status_code=200,
@@ -291,15 +296,10 @@ class UserController(Controller):
         return Deleted(success=True, message=f"database of {user_id} deleted")
 
 
-class LimitedUserController(Controller):
+class LimitedUserController(_UserRoutes):
     """The user endpoints that cost real work, a full sync and a copy of the database, and
     that a caller can repeat at will: app.py serves them behind the per-user rate limit
     (api/limits.py), which the sign-in never pays for."""
-
-    path = "/api/user"
-    tags = ["sign-in"]
-    opt = USER
-    security = SECURED
 
     @post(
         "/sync-schema/{user_id:str}",
