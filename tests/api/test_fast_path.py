@@ -40,8 +40,10 @@ def registry() -> Registry:
 
 
 @asynccontextmanager
-async def backend(tmp_path: Path, *, cache_size: int = 8) -> AsyncIterator[LocalBackend]:
-    local = LocalBackend(tmp_path, workers=1, cache_size=cache_size)
+async def backend(
+    tmp_path: Path, *, cache_size: int = 8, inline: bool = False
+) -> AsyncIterator[LocalBackend]:
+    local = LocalBackend(tmp_path, workers=1, cache_size=cache_size, inline=inline)
     try:
         yield local
     finally:
@@ -75,6 +77,12 @@ async def threads_busy(local: LocalBackend) -> AsyncIterator[None]:
     finally:
         gate.set()
         await held
+
+
+def sqlite_threads_since(before: set[threading.Thread]) -> list[str]:
+    """The names of the SQLite threads (the backend's, the catalog's) started since."""
+    started = set(threading.enumerate()) - before
+    return [t.name for t in started if t.name.startswith("sqlite")]
 
 
 def app_runs(path: str, sql: str) -> None:
@@ -156,16 +164,12 @@ async def test_an_inline_backend_does_its_sqlite_work_on_the_calling_thread(
 ) -> None:
     """The CLI's and rollout workers' backend: no hop to a worker thread (none started)."""
     before = set(threading.enumerate())
-    local = LocalBackend(tmp_path, workers=1, cache_size=8, inline=True)
-    try:
+    async with backend(tmp_path, inline=True) as local:
         location, stamp = await provision(local, registry, "alice")
         assert await local.check(location, registry, stamp) == stamp
         assert await local.history(location) is not None
 
-        started = set(threading.enumerate()) - before
-        assert not [t for t in started if t.name.startswith("sqlite")]
-    finally:
-        await local.close()
+        assert sqlite_threads_since(before) == []
 
 
 @on_a_loop
@@ -180,8 +184,7 @@ async def test_an_inline_runtime_keeps_its_catalog_on_the_calling_thread(tmp_pat
         assert record is not None
         assert record.schema_version == outcome.record.schema_version
 
-        started = set(threading.enumerate()) - before
-        assert not [t for t in started if t.name.startswith("sqlite")]
+        assert sqlite_threads_since(before) == []
 
 
 @on_a_loop
