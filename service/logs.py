@@ -58,8 +58,10 @@ class _Writer:
 
     def put(self, line: str) -> None:
         self._lines.append(line)
-        # Only the first line of a batch wakes the writer; is_set reads a flag. A line
-        # put after the writer cleared the event sets it again, so none is left behind.
+        # Only the first line of a batch wakes the writer; is_set reads a flag, and set
+        # takes a lock the writer holds only to flip that flag (it does not wait on the
+        # stream meanwhile). A line put after the writer cleared the event sets it again,
+        # so none is left behind.
         if not self._queued.is_set():
             self._queued.set()
 
