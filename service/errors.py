@@ -121,12 +121,15 @@ def service_error_handler(_: Request[Any, Any, Any], exc: ServiceError) -> Respo
     return _body(exc.status_code, exc.code, exc.message, exc.headers)
 
 
-async def send_error(scope: Scope, receive: Receive, send: Send, exc: ServiceError) -> None:
-    """Answer a request with a service error from middleware, where the exception
-    handlers do not reach: the same body and headers `service_error_handler` gives."""
+async def send_exception(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """Answer a request from middleware, where the exception handlers do not reach, as the
+    route's handlers answer `exc` (its nearest class in their map: Litestar's rule for
+    exception types). Called in the `except` block, so a 500 logs the traceback."""
     app: Litestar = scope["litestar_app"]
     request: Request[Any, Any, Any] = app.request_class(scope)
-    response = service_error_handler(request, exc)
+    handlers = scope["route_handler"].resolve_exception_handlers()
+    handler = next(handlers[kind] for kind in type(exc).__mro__ if kind in handlers)
+    response = handler(request, exc)
     await response.to_asgi_response(app=None, request=request)(scope, receive, send)
 
 

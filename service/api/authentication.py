@@ -18,7 +18,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from service.api.deps import header
 from service.auth import Authenticator
-from service.errors import Forbidden, ServiceError, send_error
+from service.errors import Forbidden, ServiceError, send_exception
 
 AUTH: Final = "auth"
 USER: Final = {AUTH: "user"}
@@ -39,7 +39,7 @@ def authentication(app: ASGIApp) -> ASGIApp:
             if need == "admin" and not identity.admin:
                 raise Forbidden("this endpoint needs a token with the admin role")
         except ServiceError as exc:  # answered here, inside the request log and the limits
-            await send_error(scope, receive, send, exc)
+            await send_exception(scope, receive, send, exc)
             return
         scope["state"]["identity"] = identity
         await app(scope, receive, send)

@@ -36,7 +36,7 @@ from litestar.types import Message, Receive, Scope, Send
 
 from service.auth import Identity
 from service.config import Settings
-from service.errors import ServiceError, send_error, service_error_handler
+from service.errors import ServiceError, send_exception, service_error_handler
 
 log = structlog.get_logger("tenantdb.limits")
 
@@ -126,7 +126,7 @@ class FailedAuthLimit(RateLimitMiddleware):
     ) -> None:
         log.warning("request.rate_limited", limit="auth_failures", client=_address(request))
         error = _limited(self.create_response_headers(window), "failed authentications")
-        await send_error(scope, receive, send, error)
+        await send_exception(scope, receive, send, error)
 
 
 def rate_limit_middleware(
