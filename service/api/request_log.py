@@ -5,7 +5,7 @@ A request without an `X-Request-Id` gets one from a counter behind a random per-
 prefix (32 random bits: in practice unique across the server processes and their
 restarts), made without a system call (uuid4 reads the OS's random source on every
 request, and sign-ins are the product's cost). Nothing here waits on disk: the log line is
-queued to the log writer's thread (service.logs).
+queued for the log pump (service.logs).
 """
 
 from __future__ import annotations

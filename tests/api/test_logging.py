@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import os
 import re
 import sys
 import threading
@@ -17,7 +19,7 @@ import structlog
 from structlog.testing import capture_logs
 
 import service.logs
-from service.logs import FLUSH_SECONDS, REQUEST_ID, _Writer, configure_logging
+from service.logs import FLUSH_SECONDS, REQUEST_ID, _Pump, configure_logging
 
 
 def test_sync_and_request_events_carry_flat_fields_and_no_secrets(serve: Any) -> None:
@@ -51,36 +53,68 @@ def test_sync_and_request_events_carry_flat_fields_and_no_secrets(serve: Any) ->
     assert token not in text
 
 
-def _wakeups(thread: threading.Thread) -> int:
-    """How often the thread has gone to sleep and woken since it started (Linux)."""
-    status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
-    return int(status.split("voluntary_ctxt_switches:")[1].split()[0])
-
-
-def _written(stream: io.StringIO, count: int) -> list[str]:
+def _lines_in(path: Path, count: int) -> list[str]:
     deadline = time.monotonic() + 5
-    while len(lines := stream.getvalue().splitlines()) < count and time.monotonic() < deadline:
+    while len(lines := path.read_text().splitlines()) < count and time.monotonic() < deadline:
         time.sleep(0.01)
     return lines
 
 
-def test_the_log_writer_sleeps_until_a_line_waits_and_writes_every_line_in_order() -> None:
-    stream = io.StringIO()
-    writer = _Writer(stream)
-    try:
-        time.sleep(0.05)  # the thread has started and waits
-        before = _wakeups(writer._thread)
-        time.sleep(6 * FLUSH_SECONDS)  # nothing logged: a poller would have woken 6 times
-        assert _wakeups(writer._thread) - before <= 1
-        for i in range(3):
-            writer.put(f"line {i}")
-        assert _written(stream, 3) == ["line 0", "line 1", "line 2"]
-        writer.put("line 3")  # a batch after the first one written wakes it again
-        assert _written(stream, 4)[3] == "line 3"
-        writer.put("line 4")
-    finally:
-        writer.close()  # writes what is queued at once
-    assert stream.getvalue().splitlines()[-1] == "line 4"
+def test_the_pump_writes_every_line_in_order_from_the_loop_and_from_threads(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "stderr"
+    with path.open("w") as stream:
+        pump = _Pump(stream, stream.fileno())
+
+        async def on_the_loop() -> None:
+            for i in range(3):
+                pump.put(f"line {i}")
+            assert path.read_text() == ""  # queued: the loop wrote nothing itself
+            await asyncio.sleep(2 * FLUSH_SECONDS)
+
+        asyncio.run(on_the_loop())
+        assert _lines_in(path, 3) == ["line 0", "line 1", "line 2"]
+        off_the_loop = threading.Thread(target=pump.put, args=("line 3",))
+        off_the_loop.start()
+        off_the_loop.join()
+        assert _lines_in(path, 4)[3] == "line 3"  # written at once, no loop to wait on
+        pump.put("line 4")
+        pump.close()  # writes what waits, and the pump finishes
+    assert path.read_text().splitlines() == [f"line {i}" for i in range(5)]
+    assert pump._child.poll() == 0
+
+
+def test_a_stream_nobody_reads_never_holds_up_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pump blocks on a full stream; the loop keeps queuing, within a bound."""
+    monkeypatch.setattr(service.logs, "MAX_PENDING_BYTES", 4 * 1024 * 1024)
+    read, write = os.pipe()  # a reader that has stopped reading
+    line = "x" * 1000
+    stream = os.fdopen(write, "w")
+    pump = _Pump(stream, write)
+
+    async def flood() -> float:
+        slowest = 0.0
+        for _ in range(20):  # 20 MB against ~1 MB of pipes and a 4 MB bound
+            for _ in range(1000):
+                pump.put(line)
+            started = time.perf_counter()
+            pump._flush_later()
+            slowest = max(slowest, time.perf_counter() - started)
+        return slowest
+
+    assert asyncio.run(flood()) < 0.5  # a write that waited on the stream would hang
+    assert 0 < len(pump._pending) <= 4 * 1024 * 1024 + len(line) + 1  # and the line in flight
+    assert pump.dropped > 0
+    stream.close()  # this end: the pump's child holds the stream open until it is done
+    with os.fdopen(read, "rb") as reader:
+        closing = threading.Thread(target=pump.close)
+        closing.start()
+        tail = reader.read()  # the reader is back: the rest arrives, whole lines
+        closing.join()
+    lines = tail.decode().splitlines()
+    assert lines
+    assert all(x == line for x in lines)
 
 
 def test_json_lines_carry_an_rfc3339_utc_timestamp(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -94,7 +128,7 @@ def test_json_lines_carry_an_rfc3339_utc_timestamp(monkeypatch: pytest.MonkeyPat
     finally:
         structlog.reset_defaults()
         assert service.logs._writer is not None
-        service.logs._writer.close()  # writes the line now
+        service.logs._writer.close()
     line = msgspec.json.decode(stream.getvalue().splitlines()[-1])
     assert line["event"] == "test.stamped"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", line["timestamp"])
