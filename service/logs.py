@@ -224,10 +224,13 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
         logger_factory=lambda *_: _QueuedLogger(_writer_for(sys.stderr)),
         cache_logger_on_first_use=True,
     )
+    _writer_for(sys.stderr)  # now, at the start: the pump's start waits for its exec, once
 
 
 def _writer_for(stream: TextIO) -> _Pump | _Direct:
-    global _writer  # noqa: PLW0603 - one writer per process, made on first use
+    """The process's writer for `stream`: made when logging is configured, before any
+    request is served, and again if the stream changes (tests swap stderr)."""
+    global _writer  # noqa: PLW0603 - one writer per process
     if _writer is None or _writer.closed or _writer._stream is not stream:
         if _writer is not None:
             _writer.close()
