@@ -29,7 +29,7 @@ from litestar.types import (
 )
 
 from service.api.deps import header
-from service.api.validation import is_json
+from service.api.validation import is_json, media_type
 from service.errors import send_exception
 
 Body = TypeVar("Body", bound=msgspec.Struct)
@@ -37,7 +37,6 @@ Body = TypeVar("Body", bound=msgspec.Struct)
 # A body past this goes to the route (which reads any size up to the app's limit): a
 # sign-in's is a user id and an email, well under a kilobyte.
 LANE_MAX_BODY: Final = 16 * 1024
-_CONTENT_TYPE: Final = b"content-type"
 _CONTENT_LENGTH: Final = b"content-length"
 _JSON_HEADERS: Final = (b"content-type", b"application/json")
 
@@ -86,13 +85,11 @@ def json_lane(kind: type[Body], answer: Answer[Body]) -> Callable[[ASGIApp], ASG
 
 
 def _fits(scope: Scope) -> bool:
-    """A declared length the lane reads whole, and a JSON media type (RFC 9110 8.3.1:
-    what precedes any parameter)."""
+    """A declared length the lane reads whole, and a JSON media type."""
     length = header(scope, _CONTENT_LENGTH)
     if length is None or not length.isdecimal() or int(length) > LANE_MAX_BODY:
         return False
-    media_type = (header(scope, _CONTENT_TYPE) or "").partition(";")[0]
-    return is_json(media_type)
+    return is_json(media_type(scope))
 
 
 async def _read_body(receive: Receive, read: list[ReceiveMessage]) -> bytes | None:

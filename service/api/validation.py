@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from litestar import Request
+from litestar.types import Scope
 
 from service.api.deps import header
 from service.errors import BadRequest, ServiceError
@@ -21,6 +22,12 @@ _CONTENT_TYPE: Final = b"content-type"
 class UnsupportedMediaType(ServiceError):
     status_code = 415
     code = "unsupported_media_type"
+
+
+def media_type(scope: Scope) -> str:
+    """The request's media type: what precedes any parameter (RFC 9110, 8.3.1), read from
+    the scope without the Headers object and parameter parsing `content_type` builds."""
+    return (header(scope, _CONTENT_TYPE) or "").partition(";")[0]
 
 
 def is_json(media_type: str) -> bool:
@@ -35,11 +42,9 @@ class JsonRequest(Request[Any, Any, Any]):
     """The app's request class: `json()` is what every JSON body parameter reads."""
 
     async def json(self) -> Any:
-        # The media type is what precedes any parameter (RFC 9110, 8.3.1); read from the
-        # scope, without the Headers object and parameter parsing `content_type` builds.
-        media_type = (header(self.scope, _CONTENT_TYPE) or "").partition(";")[0]
-        if not is_json(media_type):
-            shown = media_type or "none"
+        kind = media_type(self.scope)
+        if not is_json(kind):
+            shown = kind or "none"
             raise UnsupportedMediaType(
                 f"the body must be JSON: send Content-Type: application/json (got {shown})"
             )
