@@ -60,12 +60,12 @@ class _Pump:
     Neither the event loop nor any thread of this process waits on the stream until the
     process stops: a write to the pipe is non-blocking (a full pipe keeps the rest for the
     next flush, and lines past MAX_PENDING_BYTES are dropped, said in a line once the pump
-    catches up). Not a thread:
-    a thread must take the GIL from the event loop for every batch, and with uvloop giving
-    the GIL up and taking it back on every loop iteration, CPython's switch rule never
-    hands it over: the thread woke on each of those releases and slept again, for hundreds
-    of milliseconds a batch (32 sign-ins in flight in one process, info level: 95 µs CPU a
-    sign-in with the writer thread, 78 with the pump, 70 without a line).
+    catches up). Not a thread: a thread must take the GIL from the event loop for every
+    batch, and with uvloop giving the GIL up and taking it back on every loop iteration,
+    CPython's switch rule never hands it over: the thread woke on each of those releases
+    and slept again, for hundreds of milliseconds a batch (32 sign-ins in flight in one
+    process, info level: 95 µs CPU a sign-in with the writer thread, 78 with the pump, 70
+    without a line).
 
     On the event loop a line is queued and the first of a batch schedules the flush
     FLUSH_SECONDS later; off it (the CLI, worker threads) a line is written at once.
@@ -130,11 +130,7 @@ class _Pump:
                 written = len(data)
             self._pending = self._bounded(data[written:])
             if self.dropped and not self._pending:  # caught up: say what was lost
-                self._lines.append(
-                    _dumps(
-                        {"event": "log.lines_dropped", "level": "warning", "lines": self.dropped}
-                    )
-                )
+                self._lines.append(_dropped_line(self.dropped))
                 self.dropped = 0
             return bool(self._pending)
 
@@ -171,6 +167,13 @@ class _Pump:
             self._child.wait(timeout=5)
 
 
+def _dropped_line(count: int) -> str:
+    """The line saying `count` lines were dropped, as a JSON line of the service says it
+    (made here: the writer cannot log through structlog, which writes through it)."""
+    event = {"event": "log.lines_dropped", "lines": count, "level": "warning"}
+    return _dumps(_stamp(None, "warning", event))
+
+
 class _Direct:
     """Lines to a stream without a file descriptor (one in memory, as tests capture
     stderr): written at once, since such a write does not wait on a disk."""
@@ -188,7 +191,7 @@ class _Direct:
 
 
 class _QueuedLogger:
-    """structlog's logger interface, handing rendered lines to the writer thread."""
+    """structlog's logger interface, handing rendered lines to the process's writer."""
 
     def __init__(self, writer: _Pump | _Direct) -> None:
         self._writer = writer

@@ -107,14 +107,26 @@ def test_a_stream_nobody_reads_never_holds_up_the_loop(monkeypatch: pytest.Monke
     assert 0 < len(pump._pending) <= 4 * 1024 * 1024 + len(line) + 1  # and the line in flight
     assert pump.dropped > 0
     stream.close()  # this end: the pump's child holds the stream open until it is done
+    dropped = pump.dropped
     with os.fdopen(read, "rb") as reader:
-        closing = threading.Thread(target=pump.close)
-        closing.start()
-        tail = reader.read()  # the reader is back: the rest arrives, whole lines
-        closing.join()
-    lines = tail.decode().splitlines()
+        tail: list[bytes] = []
+        reading = threading.Thread(target=lambda: tail.append(reader.read()))
+        reading.start()  # the reader is back
+        deadline = time.monotonic() + 10
+        while pump._flush() and time.monotonic() < deadline:  # the pump catches up
+            time.sleep(0.01)
+        pump.close()
+        reading.join()
+    *lines, last = tail[0].decode().splitlines()
     assert lines
-    assert all(x == line for x in lines)
+    assert all(x == line for x in lines)  # whole lines only, the oldest gone
+    said = msgspec.json.decode(last)
+    assert (said["event"], said["level"], said["lines"]) == (
+        "log.lines_dropped",
+        "warning",
+        dropped,
+    )
+    assert said["timestamp"].endswith("Z")
 
 
 def test_json_lines_carry_an_rfc3339_utc_timestamp(monkeypatch: pytest.MonkeyPatch) -> None:
