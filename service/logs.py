@@ -142,12 +142,13 @@ class _Pump:
         return "".join(batch).encode()
 
     def _bounded(self, pending: bytes) -> bytes:
-        """`pending` without its oldest whole lines past MAX_PENDING_BYTES; the first line
-        stays whole (the pipe may hold its start)."""
-        if len(pending) <= MAX_PENDING_BYTES:
+        """`pending` without its oldest whole lines past MAX_PENDING_BYTES behind its first
+        line, which stays whole (the pipe may hold its start). Bounding it again drops
+        nothing more."""
+        head = pending.find(b"\n") + 1
+        if len(pending) - head <= MAX_PENDING_BYTES:
             return pending
-        head = pending.index(b"\n") + 1
-        cut = pending.index(b"\n", max(head, len(pending) - MAX_PENDING_BYTES)) + 1
+        cut = pending.index(b"\n", len(pending) - MAX_PENDING_BYTES) + 1
         self.dropped += pending.count(b"\n", head, cut)
         return pending[:head] + pending[cut:]
 
