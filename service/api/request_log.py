@@ -11,22 +11,33 @@ queued for the log pump (service.logs).
 from __future__ import annotations
 
 import itertools
-import logging
 import os
 import secrets
 import time
+from collections.abc import Callable
 
 import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.deps import header
-from service.logs import REQUEST_ID
+from service.logs import REQUEST_ID, Event, info_writer
 from service.operations.metrics import UNMATCHED, Metrics
 
 log = structlog.get_logger("tenantdb.http")
 
 _REQUEST_ID: bytes = b"x-request-id"
+
+
+class RequestCompleted(Event, tag="request.completed"):
+    """The line of every request, with the request id, level and time of every Event."""
+
+    method: str
+    path: str
+    status: int
+    duration_ms: float
+    user_id: str | None
+    pid: int
 
 
 class RequestIds:
@@ -58,12 +69,13 @@ _ids = RequestIds()  # one per process: every app in it draws from the same coun
 def request_logging(app: ASGIApp) -> ASGIApp:
     metrics: Metrics | None = None  # the app's, found on its first request
     ids = _ids
-    # Whether the line is logged at all, asked on the first request (logging is set up by
-    # then): at the warning level a sign-in skips gathering the line's fields (~1 µs).
-    logged: bool | None = None
+    # How the line is logged, asked on the first request (logging is set up by then):
+    # None at the warning level, where a sign-in skips gathering the line's fields (~1 µs).
+    write_line: Callable[[Event], None] | None = None
+    asked = False
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        nonlocal metrics, logged
+        nonlocal metrics, write_line, asked
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
@@ -92,18 +104,20 @@ def request_logging(app: ASGIApp) -> ASGIApp:
                 # user ids in label values would make a series per user.
                 route = scope.get("path_template", UNMATCHED)
                 metrics.request(route, scope["method"], status, seconds)
-            if logged is None:
-                logged = log.is_enabled_for(logging.INFO)
-            if logged:
+            if not asked:
+                write_line, asked = info_writer(log), True
+            if write_line is not None:
                 identity = scope.get("state", {}).get("identity")
-                log.info(
-                    "request.completed",
-                    method=scope.get("method"),
-                    path=scope["path"],
-                    status=status,
-                    duration_ms=round(seconds * 1000, 3),
-                    user_id=getattr(identity, "user_id", None),
-                    pid=ids.pid,
+                write_line(
+                    RequestCompleted(
+                        method=scope["method"],
+                        path=scope["path"],
+                        status=status,
+                        duration_ms=round(seconds * 1000, 3),
+                        user_id=getattr(identity, "user_id", None),
+                        pid=ids.pid,
+                        request_id=request_id,
+                    )
                 )
             REQUEST_ID.reset(bound)
 

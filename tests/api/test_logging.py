@@ -19,7 +19,8 @@ import structlog
 from structlog.testing import capture_logs
 
 import service.logs
-from service.logs import FLUSH_SECONDS, REQUEST_ID, _Pump, configure_logging
+from service.api.request_log import RequestCompleted
+from service.logs import FLUSH_SECONDS, REQUEST_ID, _Pump, configure_logging, info_writer
 
 
 def test_sync_and_request_events_carry_flat_fields_and_no_secrets(serve: Any) -> None:
@@ -69,17 +70,17 @@ def test_the_pump_writes_every_line_in_order_from_the_loop_and_from_threads(
 
         async def on_the_loop() -> None:
             for i in range(3):
-                pump.put(f"line {i}")
+                pump.put(f"line {i}".encode())
             assert path.read_text() == ""  # queued: the loop wrote nothing itself
             await asyncio.sleep(2 * FLUSH_SECONDS)
 
         asyncio.run(on_the_loop())
         assert _lines_in(path, 3) == ["line 0", "line 1", "line 2"]
-        off_the_loop = threading.Thread(target=pump.put, args=("line 3",))
+        off_the_loop = threading.Thread(target=pump.put, args=(b"line 3",))
         off_the_loop.start()
         off_the_loop.join()
         assert _lines_in(path, 4)[3] == "line 3"  # written at once, no loop to wait on
-        pump.put("line 4")
+        pump.put(b"line 4")
         pump.close()  # writes what waits, and the pump finishes
     assert path.read_text().splitlines() == [f"line {i}" for i in range(5)]
     assert pump._child.poll() == 0
@@ -89,7 +90,7 @@ def test_a_stream_nobody_reads_never_holds_up_the_loop(monkeypatch: pytest.Monke
     """The pump blocks on a full stream; the loop keeps queuing, within a bound."""
     monkeypatch.setattr(service.logs, "MAX_PENDING_BYTES", 4 * 1024 * 1024)
     read, write = os.pipe()  # a reader that has stopped reading
-    line = "x" * 1000
+    line = b"x" * 1000
     stream = os.fdopen(write, "w")
     pump = _Pump(stream, write)
 
@@ -117,7 +118,7 @@ def test_a_stream_nobody_reads_never_holds_up_the_loop(monkeypatch: pytest.Monke
             time.sleep(0.01)
         pump.close()
         reading.join()
-    *lines, last = tail[0].decode().splitlines()
+    *lines, last = tail[0].splitlines()
     assert lines
     assert all(x == line for x in lines)  # whole lines only, the oldest gone
     said = msgspec.json.decode(last)
@@ -172,4 +173,87 @@ def test_lines_logged_while_a_request_runs_carry_its_id(monkeypatch: pytest.Monk
         ("test.inside", "req-1"),
         ("test.own", "req-2"),
         ("test.after", None),
+    ]
+
+
+def _completed(**fields: Any) -> dict[str, Any]:
+    return {
+        "method": "POST",
+        "path": "/api/user/initialize",
+        "status": 200,
+        "duration_ms": 1.25,
+        "user_id": "lena",
+        "pid": 7,
+        **fields,
+    }
+
+
+def _logged_lines(fmt: str, level: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The request line written by info_writer and by structlog from the same fields, in
+    one process configured as `serve` configures it."""
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    try:
+        configure_logging(fmt, level)
+        log = structlog.get_logger("tenantdb.test")
+        bound = REQUEST_ID.set("req-1")
+        try:
+            write = info_writer(log)
+            if write is not None:
+                write(RequestCompleted(**_completed()))
+            log.info("request.completed", **_completed())
+        finally:
+            REQUEST_ID.reset(bound)
+    finally:
+        structlog.reset_defaults()
+        assert service.logs._writer is not None
+        service.logs._writer.close()
+    return stream.getvalue().splitlines()
+
+
+def test_an_events_json_line_is_the_line_structlog_makes_of_its_fields(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    direct, chained = _logged_lines("json", "info", monkeypatch)
+    assert direct.startswith('{"event":"request.completed",')  # msgspec's, not the chain's
+    ours, theirs = msgspec.json.decode(direct), msgspec.json.decode(chained)
+    assert ours.pop("timestamp").endswith("Z")
+    assert theirs.pop("timestamp").endswith("Z")
+    assert (
+        ours
+        == theirs
+        == {
+            "event": "request.completed",
+            "level": "info",
+            "request_id": "req-1",
+            **_completed(),
+        }
+    )
+
+
+def test_events_go_through_structlog_on_a_terminal_and_not_at_all_below_their_level(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    readable, chained = (
+        re.sub(r"\x1b\[[0-9;]*m", "", x)  # without the terminal's colours
+        for x in _logged_lines("console", "info", monkeypatch)
+    )
+    assert "request.completed" in readable
+    assert "status=200" in readable
+    assert "request_id=req-1" in readable
+    assert readable.split(" ", 1)[1] == chained.split(" ", 1)[1]  # the same but the time
+    assert info_writer(structlog.get_logger("tenantdb.test")) is not None  # defaults: info
+    assert _logged_lines("json", "warning", monkeypatch) == []
+
+
+def test_events_reach_structlogs_capture_in_tests() -> None:
+    log = structlog.get_logger("tenantdb.test")
+    with capture_logs() as events:
+        write = info_writer(log)
+        assert write is not None
+        write(RequestCompleted(**_completed(), request_id="req-2"))
+        write(RequestCompleted(**_completed()))
+    assert events == [
+        {"event": "request.completed", "log_level": "info", "request_id": "req-2", **_completed()},
+        {"event": "request.completed", "log_level": "info", **_completed()},
     ]
