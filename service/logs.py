@@ -265,20 +265,21 @@ def _request_id(_: Any, __: str, event: Any) -> Any:
     return event
 
 
+def _now() -> datetime:
+    """The time of a JSON line: a datetime, which msgspec writes as RFC 3339 with a Z."""
+    return datetime.now(UTC)
+
+
 def _stamp(_: Any, __: str, event: Any) -> Any:
     """The time as a datetime, which msgspec writes as RFC 3339 in UTC with a Z, as
     structlog's ISO stamper does (`2026-11-27T16:44:09.963708Z`), without formatting it
     in Python: ~1.2 of ~5 µs per line (bench/README, api)."""
-    event["timestamp"] = datetime.now(UTC)
+    event["timestamp"] = _now()
     return event
 
 
 def _keep(_: Any, __: str, event: Any) -> Any:
     return event
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Event(msgspec.Struct, kw_only=True, tag_field="event"):
