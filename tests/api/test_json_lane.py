@@ -124,9 +124,6 @@ class Call:
             if message["type"] != "http.request" or not message.get("more_body"):
                 return
 
-    async def _serve(self, lane: Any, receive: Any, send: Any) -> None:
-        await lane(self.scope, receive, send)
-
     def run(self) -> Call:
         pending = iter(self.incoming)
 
@@ -136,8 +133,8 @@ class Call:
         async def send(message: Any) -> None:
             self.sent.append(message)
 
-        lane = json_lane(Hello, greet)(self.route)
-        asyncio.run(self._serve(lane, receive, send))
+        lane: Any = json_lane(Hello, greet)(self.route)
+        asyncio.run(lane(self.scope, receive, send))
         return self
 
 
