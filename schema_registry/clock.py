@@ -6,9 +6,18 @@ sort and compare as text.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
+
+# The newest second and its text: a fleet rollout asks a few times per tenant, hundreds of
+# tenants a second, and formatting costs ~3 µs. The pair is replaced whole, so a thread
+# reads a second with its own text (never a torn pair).
+_last: list[tuple[int, str]] = [(-1, "")]
 
 
 def utc_now() -> str:
     """Now, as `2026-11-21T09:31:05Z`."""
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    second = int(time.time())
+    last = _last[0]
+    if last[0] != second:
+        last = _last[0] = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return last[1]

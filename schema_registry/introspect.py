@@ -14,7 +14,7 @@ version's own statements is recognised without reading it back.
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
+from collections import defaultdict, deque
 from typing import Final
 
 import msgspec
@@ -71,6 +71,10 @@ def is_internal(name: str) -> bool:
 
 
 _schemas: Final[LRU[tuple[Row, ...], Schema]] = LRU(256)  # see the module docstring
+# The newest schemas read, by the rows exactly as OBJECTS_SQL returned them: rows equal to
+# one of them (a list compare, no sorting or hashing) answer before `schema_key`. A sync
+# reads two schemas, before and after its steps, and a fleet's syncs the same two again.
+_recent: Final[deque[tuple[list[Row], Schema]]] = deque(maxlen=4)
 
 
 def schema_key(objects: list[Row]) -> tuple[Row, ...]:
@@ -96,12 +100,15 @@ async def introspect(session: Session, objects: list[Row] | None = None) -> Sche
     """
     if objects is None:
         objects = await session.fetch(OBJECTS_SQL)
+    for rows, known in tuple(_recent):  # a copy: other threads' syncs append meanwhile
+        if rows == objects:
+            return known
     key = schema_key(objects)
-    cached = _schemas.get(key)
-    if cached is not None:
-        return cached
-    schema = await _read(session, objects)
-    _schemas.put(key, schema)
+    schema = _schemas.get(key)
+    if schema is None:
+        schema = await _read(session, objects)
+        _schemas.put(key, schema)
+    _recent.append((list(objects), schema))
     return schema
 
 

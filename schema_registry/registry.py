@@ -32,6 +32,9 @@ from schema_registry.sqltext import quote, split_statements, tokens
 EXAMPLE: Final = Path(__file__).parent / "example"
 
 
+_PASSED_KEPT: Final = 1024
+
+
 class VersionEntry(Model, frozen=True):
     """One `[[versions]]` entry of registry.toml, as written."""
 
@@ -100,7 +103,10 @@ class Version(Model, frozen=True, dict=True):
         return plan
 
 
-class Registry(Model, frozen=True):
+class Registry(Model, frozen=True, dict=True):
+    """A loaded registry. Like a Version's, what is worked out from it once (the versions
+    between two) is cached on the instance (`dict=True`), outside the fields."""
+
     path: str
     versions: tuple[Version, ...]
     warnings: tuple[str, ...] = ()  # what loads but looks like a mistake, for the CLI to show
@@ -112,11 +118,29 @@ class Registry(Model, frozen=True):
     def get(self, version: str) -> Version | None:
         return next((v for v in self.versions if v.version == version), None)
 
+    @functools.cached_property
+    def _passed(self) -> dict[tuple[str | None, str], tuple[Version, ...]]:
+        return {}
+
     def passed(self, from_version: str | None, to_version: str) -> tuple[Version, ...]:
-        """The versions an upgrade from `from_version` to `to_version` goes through."""
-        low = version_key(from_version) if from_version else None
-        high = version_key(to_version)
-        return tuple(v for v in self.versions if (low is None or v.key > low) and v.key <= high)
+        """The versions an upgrade from `from_version` to `to_version` goes through.
+
+        Remembered per pair: a sync asks four times, a fleet for the same pair or two.
+        The versions come from history rows, so their number is bounded by what a fleet
+        holds; the map is emptied past _PASSED_KEPT pairs all the same.
+        """
+        key = (from_version, to_version)
+        found = self._passed.get(key)
+        if found is None:
+            low = version_key(from_version) if from_version else None
+            high = version_key(to_version)
+            found = tuple(
+                v for v in self.versions if (low is None or v.key > low) and v.key <= high
+            )
+            if len(self._passed) >= _PASSED_KEPT:
+                self._passed.clear()
+            self._passed[key] = found
+        return found
 
 
 def load_registry(folder: str | Path) -> Registry:

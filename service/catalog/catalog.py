@@ -10,6 +10,7 @@ path (the tenant's own history row is the authority).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from typing import Final
@@ -357,10 +358,17 @@ def _tenant_insert(record: TenantRecord) -> tuple[str, Sequence[Value]]:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _statement_list(statements: tuple[str, ...]) -> tuple[str, str]:
+    """A statement list as stored (JSON) and its digest: made once per distinct list, as a
+    fleet's rollout runs the same plan for thousands of tenants."""
+    text = msgspec.json.encode(statements).decode()
+    return text, hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def _audit_insert(entry: AuditEntry) -> list[tuple[str, Sequence[Value]]]:
     """The entry, its statement list stored once by digest (the same plan ran for many)."""
-    statements = msgspec.json.encode(entry.statements).decode()
-    digest = hashlib.sha256(statements.encode()).hexdigest()[:32]
+    statements, digest = _statement_list(entry.statements)
     return [
         (
             "INSERT OR IGNORE INTO statement_lists (digest, statements) VALUES (?, ?)",

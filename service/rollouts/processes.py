@@ -108,16 +108,29 @@ def _stop() -> None:
         loop.close()
 
 
-class _Chunk(msgspec.Struct, frozen=True):
-    """What a worker sends back for a chunk: per tenant (True, kind, issue, change) or
-    (False, reason, transient), the catalog rows it wrote, the sync events it heard."""
+class _Failed(msgspec.Struct, frozen=True):
+    """A tenant's sync failed in the worker: why, and whether it is worth another try."""
 
-    outcomes: list[tuple[Any, ...]]
+    reason: str
+    transient: bool
+
+
+class _Chunk(msgspec.Struct, frozen=True):
+    """What a worker sends back for a chunk: per tenant what it did or why it failed, the
+    catalog rows it wrote, the sync events it heard. Sent as MessagePack bytes (`_CHUNK`):
+    pickling these structs cost about 7 µs a tenant in the worker, and as much again in the
+    parent, both on the cores the syncs need."""
+
+    outcomes: list[Done | _Failed]
     written: list[TenantRecord]
     events: list[SyncEvent]
 
 
-def _sync(records: list[TenantRecord], job: Job) -> _Chunk:
+_CHUNK: Final = msgspec.msgpack.Decoder(_Chunk)
+_encode: Final = msgspec.msgpack.Encoder().encode
+
+
+def _sync(records: list[TenantRecord], job: Job) -> bytes:
     """Sync a chunk in the worker. Exceptions stay here, since not every one of them
     survives pickling back to the parent. The rows are written in one batch before it
     returns."""
@@ -156,10 +169,9 @@ def _sync(records: list[TenantRecord], job: Job) -> _Chunk:
         and row != record
     ]
     outcomes = [
-        (False, reason(r), transient(r)) if isinstance(r, Exception) else (True, *r)
-        for r in results
+        _Failed(reason(r), transient(r)) if isinstance(r, Exception) else r for r in results
     ]
-    return _Chunk(outcomes, written, heard.events)
+    return _encode(_Chunk(outcomes, written, heard.events))
 
 
 def _ready(pause: float) -> int:
@@ -201,18 +213,27 @@ class ProcessSyncer:
         await self.warm()
         loop = asyncio.get_running_loop()
         try:
-            done = await loop.run_in_executor(self.pool, _sync, records, job)
+            sent = await loop.run_in_executor(self.pool, _sync, records, job)
         except BrokenProcessPool as exc:
             raise _gone(exc) from exc
+        done = _CHUNK.decode(sent)
         if self.tenants is not None:
             self.tenants.catalog.refresh(done.written)
             if (observer := self.tenants.observer) is not None:
                 for event in done.events:
                     observer(event)
         return [
-            (result[1], result[2], result[3]) if result[0] else SyncFailed(result[1], result[2])
-            for result in done.outcomes
+            SyncFailed(r.reason, r.transient) if isinstance(r, _Failed) else r
+            for r in done.outcomes
         ]
+
+    def calls(self, concurrency: int) -> int:
+        """With every worker busy (concurrency at least the processes), a chunk more per
+        worker waits in the pool's queue: a worker handing back a chunk takes the next at
+        once instead of idling while the parent books the last and sends another (50 µs a
+        tenant, 2% of a local fleet sync). No more run at once: a worker takes one call
+        at a time, and on sqld each chunk keeps its share of the concurrency."""
+        return concurrency + self.processes if concurrency >= self.processes else concurrency
 
     async def warm(self) -> None:
         """Start every worker (and its runtime), once, before the first tenants go to them:

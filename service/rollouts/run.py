@@ -277,11 +277,10 @@ class _Run(JobRun):
         return summary
 
     async def _sync_all(self) -> None:
-        queue: asyncio.Queue[TenantRecord | None] = asyncio.Queue(
-            self.job.concurrency * self.syncer.chunk * 2
-        )
+        calls = self.syncer.calls(self.job.concurrency)
+        queue: asyncio.Queue[TenantRecord | None] = asyncio.Queue(calls * self.syncer.chunk * 2)
         tasks = [asyncio.create_task(self._produce(queue))]
-        tasks += [asyncio.create_task(self._work(queue)) for _ in range(self.job.concurrency)]
+        tasks += [asyncio.create_task(self._work(queue)) for _ in range(calls)]
         try:
             await asyncio.gather(*tasks)  # the first error (a catalog read) stops the run
         finally:
@@ -306,8 +305,7 @@ class _Run(JobRun):
             if len(page) < PAGE_SIZE:
                 break
             after = page[-1].user_id
-        for _ in range(self.job.concurrency):
-            await queue.put(None)
+        await queue.put(None)  # the end: each worker that takes it puts it back (`_take`)
 
     async def _work(self, queue: asyncio.Queue[TenantRecord | None]) -> None:
         while chunk := await _take(queue, self.syncer.chunk):

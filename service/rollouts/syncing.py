@@ -41,6 +41,10 @@ class Syncer(Protocol):
         self, records: list[TenantRecord], job: Job
     ) -> Awaitable[list[Done | Exception]]: ...
 
+    def calls(self, concurrency: int) -> int:
+        """How many calls a run keeps in flight for a job's concurrency."""
+        ...
+
 
 class InProcessSyncer:
     """The default: one tenant at a time in this process (the rollout's workers give the
@@ -53,6 +57,9 @@ class InProcessSyncer:
 
     async def __call__(self, records: list[TenantRecord], job: Job) -> list[Done | Exception]:
         return [await attempt(sync_one(self.tenants, record, job)) for record in records]
+
+    def calls(self, concurrency: int) -> int:
+        return concurrency  # a tenant per call: the calls are the tenants in flight
 
 
 SyncChunk = Callable[[list[TenantRecord]], Awaitable[list[Done | Exception]]]

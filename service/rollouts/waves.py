@@ -211,7 +211,8 @@ class WaveRun(JobRun):
                     )
 
         workers = [
-            asyncio.create_task(work()) for _ in range(min(self.job.concurrency, len(chunks)))
+            asyncio.create_task(work())
+            for _ in range(min(self.syncer.calls(self.job.concurrency), len(chunks)))
         ]
         try:
             await asyncio.gather(*workers)

@@ -350,15 +350,53 @@ def test_sync_in_worker_processes_upgrades_and_reports_like_one_process(
     users = [f"user-{i:03d}" for i in range(60)]
     places = build_local_fleet(operator.settings, registry, "1.0.0", users, tmp_path)
     spoil_index(places["user-042"])
+    Path(places.pop("user-017")).unlink()  # a failure, sent back from its worker
 
     code, out, _ = operator.cli("fleet", "sync", "--processes", "2", "--to", "1.1.0")
 
     summary = summary_of(out)
     assert code == 1
-    assert (summary["upgraded"], summary["done"], summary["failed"]) == (59, 60, [])
+    assert (summary["upgraded"], summary["done"]) == (58, 60)
     assert [d["user_id"] for d in summary["drifted"]] == ["user-042"]
+    [failed] = summary["failed"]
+    assert (failed["user_id"], failed["from_version"]) == ("user-017", "1.0.0")
+    assert "the database of user-017 is gone" in failed["reason"]
+    assert record_of(operator, "user-042").status == "drifted"
+    assert record_of(operator, "user-017").status == "failed"
     rows = history(places)
-    assert all(rows[u] == ["1.0.0", "1.1.0"] for u in users if u != "user-042")
+    assert all(rows[u] == ["1.0.0", "1.1.0"] for u in places if u != "user-042")
+
+
+@pytest.mark.parametrize("backend_kind", ["local"])
+def test_worker_processes_find_their_next_chunk_waiting(operator: Operator, tmp_path: Path) -> None:
+    """With every worker busy, a chunk more per worker is in flight: a worker that hands
+    one back takes the next at once. Below one chunk per worker, no more than asked."""
+    from schema_registry import load_registry  # noqa: PLC0415
+    from service.rollouts.processes import ProcessSyncer  # noqa: PLC0415
+
+    registry = load_registry(operator.settings.registry)
+    users = [f"user-{i:03d}" for i in range(200)]
+    places = build_local_fleet(operator.settings, registry, "1.0.0", users, tmp_path)
+
+    class Counted(ProcessSyncer):
+        in_flight = peak = 0
+
+        async def __call__(self, records: list[TenantRecord], job: Any) -> Any:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            try:
+                return await super().__call__(records, job)
+            finally:
+                self.in_flight -= 1
+
+    async def work(tenants: TenantService) -> tuple[int, int, int]:
+        syncer = Counted(operator.settings, 2, chunk=10)
+        async with syncer:
+            summary = await rollout(tenants, target="1.1.0", concurrency=2, syncer=syncer)
+            return summary.upgraded, syncer.peak, syncer.calls(1)
+
+    assert operator.with_tenants(work) == (200, 4, 1)
+    assert all(rows == ["1.0.0", "1.1.0"] for rows in history(places).values())
 
 
 @pytest.mark.parametrize("backend_kind", [pytest.param("sqld", marks=pytest.mark.sqld)])
