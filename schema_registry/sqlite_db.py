@@ -102,9 +102,10 @@ def _run_all(
     """Run statements in order; an error carries `step`, the index of the one that failed
     (as the Session protocol says), so a sync can name it."""
     rows: list[list[Row]] = []
+    cursor = conn.cursor()  # one for the batch: Connection.execute makes one per statement
     for index, (sql, params) in enumerate(statements):
         try:
-            rows.append(conn.execute(sql, params).fetchall())
+            rows.append(cursor.execute(sql, params).fetchall())
         except sqlite3.Error as exc:
             exc.step = index  # type: ignore[attr-defined]  # sqlite3's errors take attributes
             raise
