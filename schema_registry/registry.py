@@ -32,7 +32,7 @@ from schema_registry.sqltext import quote, split_statements, tokens
 EXAMPLE: Final = Path(__file__).parent / "example"
 
 
-_PASSED_KEPT: Final = 1024
+_PASSED_KEPT: Final = 1024  # pairs Registry.passed remembers before it starts again
 
 
 class VersionEntry(Model, frozen=True):
