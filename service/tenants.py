@@ -342,8 +342,7 @@ class TenantService:
             if request.email is not None and request.email != record.email:
                 record = msgspec.structs.replace(record, email=request.email)
             audit = None
-            # Both made from the steps on each read: read once.
-            statements, changed = result.statements, len(result.changes)
+            statements = result.statements  # made from the steps on each read: read once
             if apply and statements and result.up_to_date:
                 audit = AuditEntry(
                     user_id=user_id,
@@ -352,15 +351,14 @@ class TenantService:
                     from_version=result.from_version,
                     to_version=result.to_version,
                     status=result.status,
-                    changes_applied=changed,
+                    changes_applied=len(result.changes),
                     statements=statements,
                 )
             elif defer and apply and await self._catalog_behind(record, result):
                 audit = _recovered(record, result)
             if apply or request.create:
                 record = await self._remember(record, result=result, audit=audit, defer=defer)
-        applied = bool(statements) and result.up_to_date
-        self._log(user_id, result, created, applied=applied, changed=changed)
+        self._log(user_id, result, created, applied=bool(statements) and result.up_to_date)
         if self.observer is not None:
             self.observer(
                 SyncEvent(
@@ -436,9 +434,7 @@ class TenantService:
         await self.catalog.put(updated, audit=audit, defer=defer)
         return updated
 
-    def _log(
-        self, user_id: str, result: SyncResult, created: bool, *, applied: bool, changed: int
-    ) -> None:
+    def _log(self, user_id: str, result: SyncResult, created: bool, *, applied: bool) -> None:
         log.info(
             "schema.sync_applied" if applied else "schema.sync_checked",
             user_id=user_id,
@@ -446,7 +442,7 @@ class TenantService:
             created=created,
             from_version=result.from_version,
             to_version=result.to_version,
-            changes_applied=changed if result.up_to_date else 0,
+            changes_applied=len(result.changes) if result.up_to_date else 0,
             drift_count=len(result.drift),
             duration_ms=result.duration_ms,
         )
