@@ -1,4 +1,4 @@
-"""A small thread-safe LRU map: the one shape of cache the engine keeps.
+"""A small thread-safe LRU map: the engine's one keyed cache.
 
 Keys are values, never `id()`s: an id is reused once its object is collected, so an
 id-keyed entry could answer for another object. Syncs run on several worker threads,

@@ -131,9 +131,9 @@ _encode: Final = msgspec.msgpack.Encoder().encode
 
 
 def _sync(records: list[TenantRecord], job: Job) -> bytes:
-    """Sync a chunk in the worker. Exceptions stay here, since not every one of them
-    survives pickling back to the parent. The rows are written in one batch before it
-    returns."""
+    """Sync a chunk in the worker. Exceptions stay here (not every one of them could be
+    sent): the parent gets each failure's reason and whether it is transient. The rows are
+    written in one batch before it returns."""
     loop: asyncio.AbstractEventLoop = _CHILD["loop"]
     tenants: TenantService = _CHILD["tenants"]
     heard: _Heard = _CHILD["heard"]
