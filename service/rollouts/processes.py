@@ -49,9 +49,12 @@ from service.wiring import open_runtime
 log = structlog.get_logger("tenantdb.fleet")
 
 # Tenants per call to a worker: one round trip and one catalog write per chunk, not per
-# tenant. Small enough that a kill loses little work, progress stays smooth and a shutdown
-# waits for little (each worker finishes the chunk it holds).
-CHUNK: Final = 25
+# tenant. A call costs the parent about 0.6 ms of CPU (the pool's threads and pipes, the
+# chunk's bookkeeping), on the cores the workers need: 25 µs a tenant at chunks of 25, 6 at
+# 100. Small enough that a kill loses little work (about 0.15 s a worker on a local
+# fleet), progress stays smooth and a shutdown waits for little (each worker finishes the
+# chunk it holds); a run's last tenants are shared out evenly (`syncing.share`).
+CHUNK: Final = 100
 
 # The worker process's runtime, opened once by `_start` and used by every `_sync` call.
 _CHILD: dict[str, Any] = {}

@@ -39,7 +39,7 @@ from service.rollouts.model import (
 )
 from service.rollouts.one_tenant import Done
 from service.rollouts.store import RolloutStore
-from service.rollouts.syncing import Syncer, settle
+from service.rollouts.syncing import Syncer, settle, share
 from service.rollouts.waves import WaveRun
 from service.status import ROLLOUT_OUTCOMES, RolloutOutcome, newer
 from service.tenants import TenantService
@@ -280,7 +280,7 @@ class _Run(JobRun):
         calls = self.syncer.calls(self.job.concurrency)
         queue: asyncio.Queue[TenantRecord | None] = asyncio.Queue(calls * self.syncer.chunk * 2)
         tasks = [asyncio.create_task(self._produce(queue))]
-        tasks += [asyncio.create_task(self._work(queue)) for _ in range(calls)]
+        tasks += [asyncio.create_task(self._work(queue, calls)) for _ in range(calls)]
         try:
             await asyncio.gather(*tasks)  # the first error (a catalog read) stops the run
         finally:
@@ -307,8 +307,8 @@ class _Run(JobRun):
             after = page[-1].user_id
         await queue.put(None)  # the end: each worker that takes it puts it back (`_take`)
 
-    async def _work(self, queue: asyncio.Queue[TenantRecord | None]) -> None:
-        while chunk := await _take(queue, self.syncer.chunk):
+    async def _work(self, queue: asyncio.Queue[TenantRecord | None], calls: int) -> None:
+        while chunk := await _take(queue, self.syncer.chunk, calls):
             for record, result in zip(chunk, await self._sync_chunk(chunk), strict=True):
                 self._finish(record.user_id, await self._retried(record, result))
 
@@ -338,11 +338,15 @@ class _Run(JobRun):
             self._update(cursor=cursor)
 
 
-async def _take(queue: asyncio.Queue[TenantRecord | None], most: int) -> list[TenantRecord]:
-    """The next chunk: up to `most` tenants already queued (waiting for the first one);
-    empty at the end, whose marker is left in the queue for the other workers."""
+async def _take(
+    queue: asyncio.Queue[TenantRecord | None], most: int, calls: int
+) -> list[TenantRecord]:
+    """The next chunk: up to `most` tenants already queued (waiting for the first one), or
+    at the run's end, once the queue holds all that is left, an even `share` of them among
+    the `calls`; empty at the end, whose marker is left in the queue for the other workers."""
     chunk: list[TenantRecord] = []
     record = await queue.get()
+    most = share(most, queue.qsize() + 1, calls)
     while record is not None:
         chunk.append(record)
         if len(chunk) == most or queue.empty():

@@ -65,6 +65,13 @@ class InProcessSyncer:
 SyncChunk = Callable[[list[TenantRecord]], Awaitable[list[Done | Exception]]]
 
 
+def share(chunk: int, left: int, calls: int) -> int:
+    """How many tenants the next call takes: a syncer's `chunk`, or, once fewer are left
+    than fill every call, an equal share of them, so that no worker still syncs a whole
+    chunk at the end of a run while the others have nothing left."""
+    return max(1, min(chunk, -(-left // calls)))
+
+
 async def settle(
     sync_chunk: SyncChunk, job: Job, record: TenantRecord, result: Done | Exception
 ) -> Done:

@@ -41,7 +41,7 @@ from service.rollouts.model import (
 )
 from service.rollouts.one_tenant import Done
 from service.rollouts.store import RolloutStore
-from service.rollouts.syncing import Syncer, settle
+from service.rollouts.syncing import Syncer, settle, share
 from service.status import ROLLOUT_OUTCOMES, RolloutOutcome
 from service.tenants import TenantService
 
@@ -199,21 +199,19 @@ class WaveRun(JobRun):
         return None
 
     async def _sync_wave(self, wave: int, records: list[TenantRecord]) -> None:
-        chunk = self.syncer.chunk
-        chunks = deque(records[i : i + chunk] for i in range(0, len(records), chunk))
+        left = deque(records)
+        calls = min(self.syncer.calls(self.job.concurrency), len(records))
 
         async def work() -> None:
-            while chunks:
-                batch = chunks.popleft()
+            while left:
+                size = share(self.syncer.chunk, len(left), calls)
+                batch = [left.popleft() for _ in range(min(size, len(left)))]
                 for record, result in zip(batch, await self._sync_chunk(batch), strict=True):
                     self._finish(
                         wave, record, await settle(self._sync_chunk, self.job, record, result)
                     )
 
-        workers = [
-            asyncio.create_task(work())
-            for _ in range(min(self.syncer.calls(self.job.concurrency), len(chunks)))
-        ]
+        workers = [asyncio.create_task(work()) for _ in range(calls)]
         try:
             await asyncio.gather(*workers)
         finally:

@@ -370,9 +370,11 @@ def test_sync_in_worker_processes_upgrades_and_reports_like_one_process(
 @pytest.mark.parametrize("backend_kind", ["local"])
 def test_worker_processes_find_their_next_chunk_waiting(operator: Operator, tmp_path: Path) -> None:
     """With every worker busy, a chunk more per worker is in flight: a worker that hands
-    one back takes the next at once. Below one chunk per worker, no more than asked."""
+    one back takes the next at once. Below one chunk per worker, no more than asked. The
+    run's last tenants are shared out in smaller chunks, not left to one worker's chunk."""
     from schema_registry import load_registry  # noqa: PLC0415
     from service.rollouts.processes import ProcessSyncer  # noqa: PLC0415
+    from service.rollouts.syncing import share  # noqa: PLC0415
 
     registry = load_registry(operator.settings.registry)
     users = [f"user-{i:03d}" for i in range(200)]
@@ -380,8 +382,10 @@ def test_worker_processes_find_their_next_chunk_waiting(operator: Operator, tmp_
 
     class Counted(ProcessSyncer):
         in_flight = peak = 0
+        sizes: list[int] = []
 
         async def __call__(self, records: list[TenantRecord], job: Any) -> Any:
+            self.sizes.append(len(records))
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
             try:
@@ -397,6 +401,11 @@ def test_worker_processes_find_their_next_chunk_waiting(operator: Operator, tmp_
 
     assert operator.with_tenants(work) == (200, 4, 1)
     assert all(rows == ["1.0.0", "1.1.0"] for rows in history(places).values())
+    sizes = Counted.sizes
+    assert (sum(sizes), max(sizes), sizes[:4]) == (200, 10, [10] * 4)
+    assert sizes[-4:] == sorted(sizes[-4:], reverse=True)
+    assert sizes[-1] < 10
+    assert [share(10, left, 4) for left in (200, 40, 39, 12, 5, 1)] == [10, 10, 10, 3, 2, 1]
 
 
 @pytest.mark.parametrize("backend_kind", [pytest.param("sqld", marks=pytest.mark.sqld)])
