@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 import pytest
@@ -382,7 +382,7 @@ def test_worker_processes_find_their_next_chunk_waiting(operator: Operator, tmp_
 
     class Counted(ProcessSyncer):
         in_flight = peak = 0
-        sizes: list[int] = []
+        sizes: ClassVar[list[int]] = []  # of each call, in order
 
         async def __call__(self, records: list[TenantRecord], job: Any) -> Any:
             self.sizes.append(len(records))
