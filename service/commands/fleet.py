@@ -93,7 +93,7 @@ each (the counts are whole).
 Ctrl-C stops the run (exit 130): its progress is saved and the command to resume it, with
 the job's id, is printed.
 
-On the local backend, --processes P syncs in P worker processes (chunks of 25 tenants,
+On the local backend, --processes P syncs in P worker processes (chunks of 100 tenants,
 one at a time each; about half a second to start them), for when one process's core is
 the limit.
 
@@ -181,7 +181,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         type=int,
         default=1,
         metavar="P",
-        help="local backend: sync in P worker processes, chunks of 25 tenants (more cores)",
+        help="local backend: sync in P worker processes, chunks of 100 tenants (more cores)",
     )
     sync.add_argument("--dry-run", action="store_true", help="report what would change only")
     sync.add_argument("--backup", action="store_true", help="back up each database it changes")
