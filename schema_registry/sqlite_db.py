@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Coroutine, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -158,24 +157,8 @@ class SqliteDatabase:
     ) -> list[list[Row]]:
         return _run_all(self.conn, statements)
 
-    @asynccontextmanager
-    async def transaction(self, *, foreign_keys: bool = True) -> AsyncIterator[SqliteTransaction]:
-        # NORMAL is durable across application crashes in WAL mode and is per connection;
-        # set here rather than at open, since the PRAGMA costs a schema parse.
-        self.conn.execute("PRAGMA synchronous = NORMAL")
-        if not foreign_keys:
-            self.conn.execute("PRAGMA foreign_keys = OFF")
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-            tx = SqliteTransaction(self.conn)
-            try:
-                yield tx
-            finally:
-                if not tx.committed and self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-        finally:
-            if not foreign_keys:
-                self.conn.execute("PRAGMA foreign_keys = ON")  # as connect() leaves it
+    def transaction(self, *, foreign_keys: bool = True) -> _Transaction:
+        return _Transaction(self.conn, foreign_keys)
 
     async def schema_cookie(self) -> int:
         row = self.conn.execute("PRAGMA schema_version").fetchone()
@@ -183,6 +166,45 @@ class SqliteDatabase:
 
     def close(self) -> None:
         self.conn.close()
+
+
+class _Transaction:
+    """`SqliteDatabase.transaction`: a class rather than a generator-based context manager,
+    which makes a generator and two wrapper objects on every sync (with `KeyedLocks.hold`'s
+    the same: the engine's pure Python per sync, replayed without SQLite, 24.5 -> 23.9 µs)."""
+
+    __slots__ = ("_conn", "_foreign_keys", "_tx")
+
+    def __init__(self, conn: sqlite3.Connection, foreign_keys: bool) -> None:
+        self._conn = conn
+        self._foreign_keys = foreign_keys
+        self._tx: SqliteTransaction | None = None
+
+    async def __aenter__(self) -> SqliteTransaction:
+        conn = self._conn
+        # NORMAL is durable across application crashes in WAL mode and is per connection;
+        # set here rather than at open, since the PRAGMA costs a schema parse.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        if not self._foreign_keys:
+            conn.execute("PRAGMA foreign_keys = OFF")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._restore()
+            raise
+        self._tx = SqliteTransaction(conn)
+        return self._tx
+
+    async def __aexit__(self, *_: object) -> None:
+        try:
+            if self._tx is not None and not self._tx.committed and self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        finally:
+            self._restore()
+
+    def _restore(self) -> None:
+        if not self._foreign_keys:
+            self._conn.execute("PRAGMA foreign_keys = ON")  # as connect() leaves it
 
 
 def drive(coro: Coroutine[Any, Any, T]) -> T:
