@@ -4,6 +4,7 @@ which secret signed a token, `serve`'s banner and port, Ctrl-C and the progress 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,19 @@ from tests.fleetkit import build_local_fleet
 from tests.sqld import free_port
 
 JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
+
+
+@contextlib.contextmanager
+def sigint_taken() -> Iterator[None]:
+    """Start children that take Ctrl-C even when this process ignores it: a shell runs its
+    background jobs with SIGINT ignored (POSIX), and an ignored signal stays ignored across
+    exec, while a caught one is reset to its default (Python then raises
+    KeyboardInterrupt)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def child_env(operator: Operator, **extra: str) -> dict[str, str]:
@@ -240,14 +255,15 @@ def test_ctrl_c_during_fleet_sync_names_the_job_to_resume(
     registry = load_registry(operator.settings.registry)
     users = [f"user-{i:04d}" for i in range(1500)]
     build_local_fleet(operator.settings, registry, "1.0.0", users, tmp_path)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "fleet", "sync", "--concurrency", "1"],
-        cwd=ROOT,
-        env=child_env(operator),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    with sigint_taken():
+        child = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "fleet", "sync", "--concurrency", "1"],
+            cwd=ROOT,
+            env=child_env(operator),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     assert child.stdout is not None
     assert child.stderr is not None
     first = json.loads(child.stdout.readline())
