@@ -170,8 +170,8 @@ class SqliteDatabase:
 
 class _Transaction:
     """`SqliteDatabase.transaction`: a class rather than a generator-based context manager,
-    which makes a generator and two wrapper objects on every sync (with `KeyedLocks.hold`'s
-    the same: the engine's pure Python per sync, replayed without SQLite, 24.5 -> 23.9 µs)."""
+    which makes a generator and two wrapper objects on every sync (the engine's pure Python
+    per sync, replayed without SQLite: 24.5 -> 23.9 µs)."""
 
     __slots__ = ("_conn", "_foreign_keys", "_tx")
 

@@ -1,5 +1,5 @@
-"""The per-user lock and the SQLite transaction, hand-written context managers: what the
-generator-based ones they replaced did, including when the body or the wait fails."""
+"""The per-user lock and the SQLite transaction (a hand-written context manager, doing what
+the generator-based one it replaced did), including when the body or the wait fails."""
 
 from __future__ import annotations
 
